@@ -1,0 +1,1 @@
+export { ErrorCode, WeirError, assert, errorInfo, errorName, isWeirError } from './errors.js';

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// Runs every benchmark script (packages/*/bench/*.bench.ts) one after another, each in its own
+// process so one benchmark's heap and page cache state do not skew the next.
+//   pnpm bench              all benchmarks
+//   pnpm bench crc log      only those whose path contains "crc" or "log"
+import { spawnSync } from 'node:child_process';
+import { readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const filters = process.argv.slice(2).filter((arg) => arg !== '--');
+const scripts = [];
+for (const pkg of readdirSync(join(root, 'packages')).sort()) {
+  const dir = join(root, 'packages', pkg, 'bench');
+  if (!existsSync(dir)) continue;
+  for (const file of readdirSync(dir).sort()) {
+    if (file.endsWith('.bench.ts')) scripts.push(join('packages', pkg, 'bench', file));
+  }
+}
+const selected = scripts.filter((s) => filters.length === 0 || filters.some((f) => s.includes(f)));
+if (selected.length === 0) {
+  console.error(`no benchmark matches ${filters.join(', ')}; have:\n  ${scripts.join('\n  ')}`);
+  process.exit(1);
+}
+for (const script of selected) {
+  console.log(`\n## ${script}`);
+  const result = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', script], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+  if (result.status !== 0) {
+    console.error(`benchmark ${script} failed with status ${result.status}`);
+    process.exit(1);
+  }
+}
