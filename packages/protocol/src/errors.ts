@@ -99,7 +99,8 @@ const registry: Record<ErrorCode, ErrorInfo> = {
   },
   [ErrorCode.NOT_LEADER_OR_FOLLOWER]: {
     retriable: true,
-    message: 'This broker is not the leader for the partition; refresh metadata and send to the leader.',
+    message:
+      'This broker is not the leader for the partition; refresh metadata and send to the leader.',
   },
   [ErrorCode.REQUEST_TIMED_OUT]: {
     retriable: true,
@@ -192,7 +193,8 @@ const registry: Record<ErrorCode, ErrorInfo> = {
   },
   [ErrorCode.INVALID_REPLICATION_FACTOR]: {
     retriable: false,
-    message: 'The replication factor is invalid; it must be between 1 and the number of live brokers.',
+    message:
+      'The replication factor is invalid; it must be between 1 and the number of live brokers.',
   },
   [ErrorCode.INVALID_REPLICA_ASSIGNMENT]: {
     retriable: false,
@@ -266,7 +268,7 @@ const registry: Record<ErrorCode, ErrorInfo> = {
   },
   [ErrorCode.INCONSISTENT_VOTER_SET]: {
     retriable: false,
-    message: 'The quorum voter set does not match this node\'s configuration.',
+    message: "The quorum voter set does not match this node's configuration.",
   },
   [ErrorCode.INCONSISTENT_CLUSTER_ID]: {
     retriable: false,
@@ -308,7 +310,9 @@ export class WeirError extends Error {
   constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
     const info = errorInfo(code);
     super(
-      detail === undefined ? `${errorName(code)}: ${info.message}` : `${errorName(code)}: ${detail}`,
+      detail === undefined
+        ? `${errorName(code)}: ${info.message}`
+        : `${errorName(code)}: ${detail}`,
       options,
     );
     this.code = code;

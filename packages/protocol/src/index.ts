@@ -1,1 +1,4 @@
+export { crc32c } from './crc32c.js';
 export { ErrorCode, WeirError, assert, errorInfo, errorName, isWeirError } from './errors.js';
+export * from './record-batch/index.js';
+export * as proto from './gen/index.js';
