@@ -77,7 +77,9 @@ function writeBytesField(target: Buffer, position: number, bytes: Buffer | null)
 
 type HeaderInput = { key: string; value: Bytes | null };
 
-function isHeaderArray(headers: NonNullable<RecordInput['headers']>): headers is readonly HeaderInput[] {
+function isHeaderArray(
+  headers: NonNullable<RecordInput['headers']>,
+): headers is readonly HeaderInput[] {
   return Array.isArray(headers);
 }
 
