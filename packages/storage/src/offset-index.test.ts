@@ -252,16 +252,6 @@ describe('OffsetIndex', () => {
     await expect(stat(path)).rejects.toThrow(/ENOENT/);
   });
 
-  it('renameTo keeps the open file usable', async () => {
-    const index = await OffsetIndex.open(path, baseOffset);
-    index.append(1001n, 7);
-    await index.renameTo(`${path}.deleted`);
-    index.append(1002n, 8);
-    await index.flush();
-    expect((await stat(`${path}.deleted`)).size).toBe(16);
-    await index.delete();
-  });
-
   it('reports an unopenable file as KAFKA_STORAGE_ERROR', async () => {
     await expect(OffsetIndex.open(join(dir, 'missing', 'x.index'), 0n)).rejects.toSatisfy((error) =>
       isWeirError(error, ErrorCode.KAFKA_STORAGE_ERROR),

@@ -7,8 +7,13 @@
 // `sanityCheck`.
 
 import { assert } from '@weir/protocol';
-import type { IndexOptions } from './offset-index.js';
-import { IndexFile, MAX_RELATIVE_OFFSET, largestLowerBound } from './offset-index.js';
+import {
+  type IndexOptions,
+  IndexFile,
+  MAX_RELATIVE_OFFSET,
+  SegmentIndex,
+  largestLowerBound,
+} from './index-file.js';
 
 export const TIME_INDEX_ENTRY_SIZE_BYTES = 12;
 
@@ -20,11 +25,10 @@ export interface TimestampOffset {
 /** RecordBatch v2's NO_TIMESTAMP (-1); negative timestamps are never indexed. */
 const NO_TIMESTAMP = -1n;
 
-export class TimeIndex {
-  private constructor(
-    private readonly file: IndexFile,
-    readonly baseOffset: bigint,
-  ) {}
+export class TimeIndex extends SegmentIndex<TimestampOffset> {
+  private constructor(file: IndexFile, baseOffset: bigint) {
+    super(file, baseOffset);
+  }
 
   /** Opens the index file, creating it when missing. Call `sanityCheck` before trusting it. */
   static async open(
@@ -58,35 +62,13 @@ export class TimeIndex {
     return index;
   }
 
-  get path(): string {
-    return this.file.path;
-  }
-
-  get entries(): number {
-    return this.file.entries;
-  }
-
-  isFull(): boolean {
-    return this.file.isFull();
-  }
-
   /**
    * Why the file cannot be trusted, or undefined. Timestamps must be non-negative and strictly
    * increasing, offsets non-decreasing (Kafka's `TimeIndex.sanityCheck` checks the last entry
    * only; checking all of them is cheap and catches a garbage tail).
    */
   sanityCheck(): string | undefined {
-    if (this.file.trailingBytes !== 0) {
-      return `time index ${this.path} has ${this.file.trailingBytes} bytes after its last whole entry`;
-    }
-    let previous: TimestampOffset | undefined;
-    for (let n = 0; n < this.entries; n++) {
-      const entry = this.entryAt(n);
-      const problem = entryProblem(entry, previous);
-      if (problem !== undefined) return `time index ${this.path} entry ${n}: ${problem}`;
-      previous = entry;
-    }
-    return undefined;
+    return this.firstProblem('time index', entryProblem);
   }
 
   /**
@@ -140,34 +122,9 @@ export class TimeIndex {
     };
   }
 
-  lastEntry(): TimestampOffset | undefined {
-    return this.entries === 0 ? undefined : this.entryAt(this.entries - 1);
-  }
-
   /** Removes the entries with offset ≥ `offset` (log truncation); the file follows on flush. */
   truncateTo(offset: bigint): void {
     this.file.truncateToEntries(this.countEntriesBelow(offset));
-  }
-
-  /** Drops every entry (Kafka's `reset`). */
-  reset(): void {
-    this.file.truncateToEntries(0);
-  }
-
-  async flush(): Promise<void> {
-    await this.file.flush();
-  }
-
-  async renameTo(path: string): Promise<void> {
-    await this.file.renameTo(path);
-  }
-
-  async close(): Promise<void> {
-    await this.file.close();
-  }
-
-  async delete(): Promise<void> {
-    await this.file.delete();
   }
 
   private countEntriesBelow(offset: bigint): number {
