@@ -22,6 +22,12 @@ if (selected.length === 0) {
   console.error(`no benchmark matches ${filters.join(', ')}; have:\n  ${scripts.join('\n  ')}`);
   process.exit(1);
 }
+// Benchmarks import sibling packages through their built output.
+const build = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b'], {
+  cwd: root,
+  stdio: 'inherit',
+});
+if (build.status !== 0) process.exit(1);
 for (const script of selected) {
   console.log(`\n## ${script}`);
   const result = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', script], {
