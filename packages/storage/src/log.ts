@@ -17,7 +17,7 @@ import {
   writeCheckpointFile,
   writeOffsetCheckpoint,
 } from './checkpoint-file.js';
-import { LeaderEpochCache } from './leader-epoch-cache.js';
+import { LEADER_EPOCH_CHECKPOINT_FILE_NAME, LeaderEpochCache } from './leader-epoch-cache.js';
 import { type LogConfig, logConfig } from './log-config.js';
 import {
   INDEX_FILE_SUFFIX,
@@ -33,7 +33,6 @@ import { SerialExecutor } from './serial-executor.js';
 
 export const RECOVERY_POINT_CHECKPOINT = 'recovery-point-checkpoint';
 export const LOG_START_OFFSET_CHECKPOINT = 'log-start-offset-checkpoint';
-export const LEADER_EPOCH_CHECKPOINT = 'leader-epoch-checkpoint';
 /** Present only between a clean close and the next open: that open skips recovery. */
 export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
 
@@ -82,6 +81,8 @@ export class Log {
   private readonly executor = new SerialExecutor();
   private pending: PendingAppend[] = [];
   private drainScheduled = false;
+  /** The log end including batches given offsets in this writer turn but not yet written. */
+  private assignedEnd: bigint | undefined;
   private startOffset: bigint;
   private recoveredTo: bigint;
   private unflushedMessages = 0;
@@ -137,56 +138,24 @@ export class Log {
       (await readOffsetCheckpoint(join(dir, RECOVERY_POINT_CHECKPOINT))) ?? 0n;
     const checkpointedStart =
       (await readOffsetCheckpoint(join(dir, LOG_START_OFFSET_CHECKPOINT))) ?? 0n;
-    const leaderEpochCache = await LeaderEpochCache.load(join(dir, LEADER_EPOCH_CHECKPOINT));
+    const leaderEpochCache = await LeaderEpochCache.load(
+      join(dir, LEADER_EPOCH_CHECKPOINT_FILE_NAME),
+    );
     const baseOffsets = await listSegmentBaseOffsets(dir);
 
-    const segments: LogSegment[] = [];
-    let truncatedBytes = 0;
-    let recoveredSegments = 0;
-    try {
-      for (let i = 0; i < baseOffsets.length; i++) {
-        const baseOffset = baseOffsets[i]!;
-        const nextBase = baseOffsets[i + 1];
-        // Recover the segment holding the recovery point and every one after it.
-        const recover =
-          !cleanShutdown && (nextBase === undefined || nextBase > checkpointedRecoveryPoint);
-        const epochs: { epoch: number; offset: bigint }[] = [];
-        const loaded = await LogSegment.load(dir, baseOffset, {
-          ...segmentOptions,
-          recover,
-          onBatch: (batch) =>
-            epochs.push({ epoch: batch.partitionLeaderEpoch, offset: batch.baseOffset }),
-        });
-        segments.push(loaded.segment);
-        if (recover) recoveredSegments++;
-        for (const { epoch, offset } of epochs) {
-          const latest = leaderEpochCache.latestEpoch();
-          if (epoch >= 0 && (latest === undefined || epoch > latest))
-            await leaderEpochCache.assign(epoch, offset);
-        }
-        truncatedBytes += loaded.truncatedBytes;
-        if (loaded.truncatedBytes > 0 || (loaded.segment.isEmpty && nextBase !== undefined)) {
-          // Everything after a corrupt point would follow a hole: it goes too (as in Kafka).
-          truncatedBytes += await deleteSegmentFiles(dir, baseOffsets.slice(i + 1));
-          break;
-        }
-      }
-      if (segments.length === 0) {
-        segments.push(await LogSegment.create(dir, checkpointedStart, segmentOptions));
-      }
-    } catch (error) {
-      for (const segment of segments) await segment.close();
-      throw error;
-    }
-
+    const { segments, recovered, truncatedBytes } = await loadSegments(dir, baseOffsets, {
+      segmentOptions,
+      cleanShutdown,
+      recoveryPoint: checkpointedRecoveryPoint,
+      logStartOffset: checkpointedStart,
+      leaderEpochCache,
+    });
     const logEndOffset = segments[segments.length - 1]!.nextOffset;
     const logStartOffset = clamp(checkpointedStart, segments[0]!.baseOffset, logEndOffset);
     await leaderEpochCache.truncateFromEnd(logEndOffset);
     await leaderEpochCache.truncateFromStart(logStartOffset);
     // What recovery kept is now made durable, so the recovery point is the log end.
-    if (!cleanShutdown)
-      for (const segment of segments.slice(-recoveredSegments || segments.length))
-        await segment.flush();
+    for (const segment of recovered) await segment.flush();
     await writeOffsetCheckpoint(join(dir, RECOVERY_POINT_CHECKPOINT), logEndOffset);
     // The marker must be gone before the first append: a crash from here on needs recovery.
     if (cleanShutdown) {
@@ -197,7 +166,7 @@ export class Log {
       logStartOffset <= logEndOffset,
       () => `log start ${logStartOffset} > log end ${logEndOffset}`,
     );
-    const report = { truncatedBytes, recoveredSegments, cleanShutdown };
+    const report = { truncatedBytes, recoveredSegments: recovered.length, cleanShutdown };
     return new Log(
       dir,
       config,
@@ -411,8 +380,6 @@ export class Log {
     };
   }
 
-  /** The log end including batches given offsets in this turn but not yet written. */
-  private assignedEnd: bigint | undefined;
   private logEndOffsetIncludingAssigned(): bigint {
     return this.assignedEnd ?? this.logEndOffset;
   }
@@ -492,15 +459,18 @@ export class Log {
 
   /** fsyncs everything written so far, indexes included. */
   flush(): Promise<void> {
-    return this.whileOpen(async () => {
-      for (const segment of this.segments) {
-        if (segment.nextOffset > this.recoveredTo || segment === this.activeSegment)
-          await segment.flush();
+    return this.whileOpen(() => this.flushAll());
+  }
+
+  private async flushAll(): Promise<void> {
+    for (const segment of this.segments) {
+      if (segment.nextOffset > this.recoveredTo || segment === this.activeSegment) {
+        await segment.flush();
       }
-      this.recoveredTo = this.logEndOffset;
-      this.unflushedMessages = 0;
-      this.lastFlushMs = this.clock();
-    });
+    }
+    this.recoveredTo = this.logEndOffset;
+    this.unflushedMessages = 0;
+    this.lastFlushMs = this.clock();
   }
 
   /** Starts a new segment at the log end (no-op if the active segment is empty). */
@@ -720,11 +690,7 @@ export class Log {
       // so some may still be queued behind this task.
       while (this.pending.length > 0) await this.writeGroup(this.takeGroup());
       if (this.failure === undefined) {
-        for (const segment of this.segments) {
-          if (segment.nextOffset > this.recoveredTo || segment === this.activeSegment)
-            await segment.flush();
-        }
-        this.recoveredTo = this.logEndOffset;
+        await this.flushAll();
         await writeOffsetCheckpoint(join(this.dir, RECOVERY_POINT_CHECKPOINT), this.recoveredTo);
         await writeOffsetCheckpoint(join(this.dir, LOG_START_OFFSET_CHECKPOINT), this.startOffset);
         await writeCheckpointFile(join(this.dir, CLEAN_SHUTDOWN_FILE), '');
@@ -774,6 +740,62 @@ export class Log {
   }
 }
 
+/**
+ * Opens the segments in order. After a crash, the segment holding the recovery point and every
+ * one after it are scanned and their tails repaired, and the epoch cache learns the epochs of
+ * the scanned batches. Segments after a repaired one are deleted: they would follow a hole.
+ */
+async function loadSegments(
+  dir: string,
+  baseOffsets: readonly bigint[],
+  context: {
+    segmentOptions: SegmentOptions;
+    cleanShutdown: boolean;
+    recoveryPoint: bigint;
+    logStartOffset: bigint;
+    leaderEpochCache: LeaderEpochCache;
+  },
+): Promise<{ segments: LogSegment[]; recovered: LogSegment[]; truncatedBytes: number }> {
+  const segments: LogSegment[] = [];
+  const recovered: LogSegment[] = [];
+  let truncatedBytes = 0;
+  try {
+    for (let i = 0; i < baseOffsets.length; i++) {
+      const baseOffset = baseOffsets[i]!;
+      const nextBase = baseOffsets[i + 1];
+      const recover =
+        !context.cleanShutdown && (nextBase === undefined || nextBase > context.recoveryPoint);
+      const epochs: { epoch: number; offset: bigint }[] = [];
+      const loaded = await LogSegment.load(dir, baseOffset, {
+        ...context.segmentOptions,
+        recover,
+        onBatch: (batch) =>
+          epochs.push({ epoch: batch.partitionLeaderEpoch, offset: batch.baseOffset }),
+      });
+      segments.push(loaded.segment);
+      if (recover) recovered.push(loaded.segment);
+      for (const { epoch, offset } of epochs) {
+        const latest = context.leaderEpochCache.latestEpoch();
+        if (epoch >= 0 && (latest === undefined || epoch > latest)) {
+          await context.leaderEpochCache.assign(epoch, offset);
+        }
+      }
+      truncatedBytes += loaded.truncatedBytes;
+      if (loaded.truncatedBytes > 0 || (loaded.segment.isEmpty && nextBase !== undefined)) {
+        truncatedBytes += await deleteSegmentFiles(dir, baseOffsets.slice(i + 1));
+        break;
+      }
+    }
+    if (segments.length === 0) {
+      segments.push(await LogSegment.create(dir, context.logStartOffset, context.segmentOptions));
+    }
+  } catch (error) {
+    for (const segment of segments) await segment.close();
+    throw error;
+  }
+  return { segments, recovered, truncatedBytes };
+}
+
 async function exists(path: string): Promise<boolean> {
   return access(path).then(
     () => true,
@@ -812,5 +834,3 @@ async function deleteSegmentFiles(dir: string, baseOffsets: readonly bigint[]): 
   if (baseOffsets.length > 0) await syncDirectory(dir);
   return bytes;
 }
-
-export { LOG_FILE_SUFFIX };

@@ -246,7 +246,10 @@ export class LogSegment {
       this.maxTimestampSoFar = batch.maxTimestamp;
       this.offsetOfMaxTimestampSoFar = batch.lastOffset;
     }
-    if (this.bytesSinceLastIndexEntry >= this.options.indexIntervalBytes) {
+    // A full index (possible when one turn writes many batches after the roll check) just
+    // stops growing: lookups then scan a little further, and the next batch rolls.
+    const indexFull = this.offsetIndex.isFull() || this.timeIndex.isFull();
+    if (this.bytesSinceLastIndexEntry >= this.options.indexIntervalBytes && !indexFull) {
       this.offsetIndex.append(batch.baseOffset, position);
       this.timeIndex.maybeAppend(this.maxTimestampSoFar, this.offsetOfMaxTimestampSoFar);
       this.bytesSinceLastIndexEntry = 0;
@@ -264,13 +267,25 @@ export class LogSegment {
     this.readers++;
     try {
       const size = this.size;
-      const found = await this.findBatch(offset, size);
+      // The first chunk covers the index entry's position, the way to the batch (at most about
+      // one index interval) and maxBytes after it: one read is usually the whole fetch.
+      const found = await this.findBatch(
+        offset,
+        size,
+        Math.max(SEEK_CHUNK_BYTES, maxBytes + 2 * this.options.indexIntervalBytes),
+      );
       if (found === undefined) return undefined;
       if (maxOffset !== undefined && found.baseOffset >= maxOffset) return Buffer.alloc(0);
       const length = Math.min(size - found.position, Math.max(maxBytes, found.sizeBytes));
-      const bytes = Buffer.allocUnsafe(length);
-      const read = await this.file.read(bytes, length, found.position);
-      return wholeBatches(bytes.subarray(0, read), maxOffset);
+      const at = found.position - found.chunkStart;
+      let bytes: Buffer;
+      if (found.chunk.length - at >= length) {
+        bytes = found.chunk.subarray(at, at + length);
+      } else {
+        bytes = Buffer.allocUnsafe(length);
+        bytes = bytes.subarray(0, await this.file.read(bytes, length, found.position));
+      }
+      return wholeBatches(bytes, maxOffset);
     } catch (error) {
       throw storageError(`reading ${this.logPath}`, error);
     } finally {
@@ -279,18 +294,25 @@ export class LogSegment {
     }
   }
 
-  /** The position, base offset and size of the first batch whose last offset is ≥ offset. */
+  /**
+   * The first batch whose last offset is ≥ offset: its position, base offset and size, and the
+   * chunk of the file (read `chunkBytes` at a time) in which its header was found.
+   */
   private async findBatch(
     offset: bigint,
     size: number,
-  ): Promise<{ position: number; baseOffset: bigint; sizeBytes: number } | undefined> {
+    chunkBytes: number,
+  ): Promise<
+    | { position: number; baseOffset: bigint; sizeBytes: number; chunk: Buffer; chunkStart: number }
+    | undefined
+  > {
     let position = this.offsetIndex.lookup(offset).position;
     let chunk: Buffer = Buffer.alloc(0);
     let chunkStart = position;
     while (position < size) {
       let at = position - chunkStart;
       if (chunk.length - at < SEEK_HEADER_BYTES) {
-        chunk = await this.readAt(position, Math.min(SEEK_CHUNK_BYTES, size - position));
+        chunk = await this.readAt(position, Math.min(chunkBytes, size - position));
         chunkStart = position;
         at = 0;
         if (chunk.length < SEEK_HEADER_BYTES) return undefined;
@@ -306,7 +328,7 @@ export class LogSegment {
       }
       const baseOffset = chunk.readBigInt64BE(at);
       const lastOffset = baseOffset + BigInt(chunk.readInt32BE(at + 23));
-      if (lastOffset >= offset) return { position, baseOffset, sizeBytes };
+      if (lastOffset >= offset) return { position, baseOffset, sizeBytes, chunk, chunkStart };
       position += sizeBytes;
     }
     return undefined;
@@ -323,7 +345,7 @@ export class LogSegment {
    * as in Kafka). Returns the number of bytes removed.
    */
   async truncateTo(offset: bigint): Promise<number> {
-    const found = await this.findBatch(offset, this.size);
+    const found = await this.findBatch(offset, this.size, SEEK_CHUNK_BYTES);
     if (found === undefined) return 0;
     const removed = this.size - found.position;
     await this.file.truncate(found.position);
@@ -479,7 +501,11 @@ export class LogSegment {
    * the time index (as Kafka does) and makes everything durable.
    */
   async onBecomeInactive(): Promise<void> {
-    this.timeIndex.maybeAppend(this.maxTimestampSoFar, this.offsetOfMaxTimestampSoFar);
+    // A full index (the reason for some rolls) goes without the final entry: it only speeds up
+    // time lookups, and loading recomputes the max timestamp from the tail anyway.
+    if (!this.timeIndex.isFull()) {
+      this.timeIndex.maybeAppend(this.maxTimestampSoFar, this.offsetOfMaxTimestampSoFar);
+    }
     await this.flush();
   }
 
