@@ -637,7 +637,7 @@ export class Log {
       let deleted = 0;
       if (retentionMs >= 0) {
         deleted += await this.deleteSegmentsWhile(
-          (segment) => nowMs - segment.maxTimestamp > BigInt(retentionMs),
+          (segment) => nowMs - segment.retentionTimestampMs > BigInt(retentionMs),
         );
       }
       const retentionBytes = this.config.retentionBytes;

@@ -179,6 +179,15 @@ export class LogSegment {
     return this.maxTimestampSoFar;
   }
   /**
+   * What retention.ms compares with: the newest record timestamp, or, when no record carries
+   * one (all -1), the segment's creation time — never "infinitely old", which would delete it
+   * at once. (Kafka falls back to the file's modification time.)
+   */
+  get retentionTimestampMs(): bigint {
+    return this.maxTimestampSoFar >= 0n ? this.maxTimestampSoFar : this.createdAtMs;
+  }
+
+  /**
    * What segment.ms counts from: the broker's clock when the segment was created. Kafka counts
    * from the first batch's record timestamp instead, so a producer sending old timestamps makes
    * it roll on every append; after a restart (creation time unknown) we take the first batch's

@@ -100,3 +100,20 @@ describe('Log', () => {
     await log.close();
   });
 });
+
+describe('retention by time', () => {
+  it('keeps a segment whose records carry no timestamp until it is old by the broker clock', async () => {
+    let nowMs = 1_000_000;
+    const log = await Log.open(dir, { clock: () => nowMs, config: { retentionMs: 10_000 } });
+    const noTimestamp = () =>
+      new RecordBatchBuilder().append({ value: 'x', timestamp: -1 }).build();
+    await log.append(noTimestamp(), { leaderEpoch: 0 });
+    await log.roll();
+    await log.append(noTimestamp(), { leaderEpoch: 0 });
+    expect(await log.deleteOldSegments()).toBe(0);
+    nowMs += 10_001;
+    expect(await log.deleteOldSegments()).toBe(1);
+    expect(log.logStartOffset).toBe(1n);
+    await log.close();
+  });
+});
