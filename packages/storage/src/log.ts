@@ -491,11 +491,15 @@ export class Log {
    * Whole batches from the one holding `offset`, up to `maxBytes` (but at least one batch) and
    * below `maxOffset` (a consumer's high watermark). OFFSET_OUT_OF_RANGE outside
    * [logStartOffset, logEndOffset].
+   *
+   * `buffer` lets a caller that reads in a loop reuse memory: when it holds `maxBytes` plus two
+   * index intervals, the records are read into it and returned as a slice of it, valid until
+   * the caller reuses it. Fresh memory for every read costs page faults: see docs/benchmarks.md.
    */
   async read(
     offset: bigint,
     maxBytes: number,
-    options: { maxOffset?: bigint } = {},
+    options: { maxOffset?: bigint; buffer?: Buffer } = {},
   ): Promise<LogReadResult> {
     if (this.filesClosed) throw this.closedError();
     const logEndOffset = this.logEndOffset;
@@ -511,7 +515,7 @@ export class Log {
       return empty;
     let segment: LogSegment | undefined = this.floorSegment(offset);
     while (segment !== undefined) {
-      const records = await segment.read(offset, maxBytes, options.maxOffset);
+      const records = await segment.read(offset, maxBytes, options.maxOffset, options.buffer);
       if (records !== undefined) return { records, logStartOffset, logEndOffset };
       segment = this.segmentAfter(segment.baseOffset);
     }

@@ -271,8 +271,14 @@ export class LogSegment {
    * Whole batches starting with the one that holds `offset`, as bytes read from the file: at
    * most `maxBytes`, but always the first batch whole. Stops before a batch whose base offset
    * is `maxOffset` or beyond. Undefined when no batch here ends at or after `offset`.
+   * With `buffer` (big enough), the bytes are read into it and the result is a slice of it.
    */
-  async read(offset: bigint, maxBytes: number, maxOffset?: bigint): Promise<Buffer | undefined> {
+  async read(
+    offset: bigint,
+    maxBytes: number,
+    maxOffset?: bigint,
+    buffer?: Buffer,
+  ): Promise<Buffer | undefined> {
     this.readers++;
     try {
       const size = this.size;
@@ -282,6 +288,7 @@ export class LogSegment {
         offset,
         size,
         Math.max(SEEK_CHUNK_BYTES, maxBytes + 2 * this.options.indexIntervalBytes),
+        buffer,
       );
       if (found === undefined) return undefined;
       if (maxOffset !== undefined && found.baseOffset >= maxOffset) return Buffer.alloc(0);
@@ -291,8 +298,7 @@ export class LogSegment {
       if (found.chunk.length - at >= length) {
         bytes = found.chunk.subarray(at, at + length);
       } else {
-        bytes = Buffer.allocUnsafe(length);
-        bytes = bytes.subarray(0, await this.file.read(bytes, length, found.position));
+        bytes = await this.readAt(found.position, length, buffer);
       }
       return wholeBatches(bytes, maxOffset);
     } catch (error) {
@@ -311,6 +317,7 @@ export class LogSegment {
     offset: bigint,
     size: number,
     chunkBytes: number,
+    scratch?: Buffer,
   ): Promise<
     | { position: number; baseOffset: bigint; sizeBytes: number; chunk: Buffer; chunkStart: number }
     | undefined
@@ -321,7 +328,7 @@ export class LogSegment {
     while (position < size) {
       let at = position - chunkStart;
       if (chunk.length - at < SEEK_HEADER_BYTES) {
-        chunk = await this.readAt(position, Math.min(chunkBytes, size - position));
+        chunk = await this.readAt(position, Math.min(chunkBytes, size - position), scratch);
         chunkStart = position;
         at = 0;
         if (chunk.length < SEEK_HEADER_BYTES) return undefined;
@@ -343,10 +350,12 @@ export class LogSegment {
     return undefined;
   }
 
-  private async readAt(position: number, length: number): Promise<Buffer> {
-    const buffer = Buffer.allocUnsafe(length);
-    const read = await this.file.read(buffer, length, position);
-    return buffer.subarray(0, read);
+  /** Reads into `scratch` when it is big enough, else into a new buffer. */
+  private async readAt(position: number, length: number, scratch?: Buffer): Promise<Buffer> {
+    const target =
+      scratch !== undefined && scratch.length >= length ? scratch : Buffer.allocUnsafe(length);
+    const read = await this.file.read(target, length, position);
+    return target.subarray(0, read);
   }
 
   /**
@@ -446,10 +455,12 @@ export class LogSegment {
 
   /**
    * Visits valid batches from `from` in order, stopping at the first that is torn, fails its
-   * CRC or framing, or goes back in offsets.
+   * CRC or framing, or goes back in offsets. A visitor must not keep the batch: its bytes live
+   * in a scratch buffer that the next chunk overwrites.
    */
   private async scan(from: number, visit: BatchVisitor): Promise<ScanResult> {
     const size = this.size;
+    const scratch = Buffer.allocUnsafe(Math.min(SCAN_CHUNK_BYTES, size - from));
     let position = from;
     let expectedOffset = this.baseOffset;
     let chunk: Buffer = Buffer.alloc(0);
@@ -457,7 +468,7 @@ export class LogSegment {
     while (position < size) {
       let at = position - chunkStart;
       if (chunk.length - at < LOG_OVERHEAD) {
-        chunk = await this.readAt(position, Math.min(SCAN_CHUNK_BYTES, size - position));
+        chunk = await this.readAt(position, Math.min(SCAN_CHUNK_BYTES, size - position), scratch);
         chunkStart = position;
         at = 0;
         if (chunk.length < LOG_OVERHEAD)
@@ -474,6 +485,7 @@ export class LogSegment {
         chunk = await this.readAt(
           position,
           Math.min(Math.max(SCAN_CHUNK_BYTES, batchSize), size - position),
+          scratch,
         );
         chunkStart = position;
         at = 0;

@@ -45,6 +45,23 @@ describe('Log', () => {
     await reopened.close();
   });
 
+  it('reads into a caller-provided buffer when it is large enough', async () => {
+    const log = await Log.open(dir, { config: { indexIntervalBytes: 64 } });
+    for (let i = 0; i < 20; i++) await log.append(batch([`v${i}`, `w${i}`]), { leaderEpoch: 0 });
+    const buffer = Buffer.alloc(4096 + 2 * 64);
+    for (const offset of [0n, 7n, 38n]) {
+      const fresh = (await log.read(offset, 4096)).records;
+      const reused = (await log.read(offset, 4096, { buffer })).records;
+      expect(reused.equals(fresh)).toBe(true);
+      expect(reused.buffer).toBe(buffer.buffer);
+    }
+    const tooSmall = Buffer.alloc(10);
+    const records = (await log.read(0n, 4096, { buffer: tooSmall })).records;
+    expect(records.buffer).not.toBe(tooSmall.buffer);
+    expect(offsetsOf(records)[0]).toBe(0n);
+    await log.close();
+  });
+
   it('rolls segments by size and reads across them', async () => {
     const log = await Log.open(dir, { config: { segmentBytes: 300 } });
     for (let i = 0; i < 10; i++)
