@@ -3,10 +3,9 @@
 // before that appender goes on). The parent kills it at a random moment, reopens the log and
 // checks that every acknowledged append is there with the same content.
 //
-// The child runs under tsx outside vitest, so vitest's alias of @weir/protocol to its sources
-// does not apply: the storage sources it imports resolve '@weir/protocol' through the
-// workspace link to the protocol package's dist/. `pnpm build` (which CI runs before the
-// tests) must have run; the test says so if it has not.
+// The child runs under tsx outside vitest; TSX_TSCONFIG_PATH points it at
+// tsconfig.sources.json, whose `paths` resolve @weir/* to the packages' sources as vitest's
+// alias does, so the test needs no build.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -19,7 +18,7 @@ import { batchesOf, removeDir, tempDir, waitFor } from './helpers.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const fixture = fileURLToPath(new URL('./fixtures/append-until-killed.ts', import.meta.url));
-const protocolBuild = fileURLToPath(new URL('../../protocol/dist/src/index.js', import.meta.url));
+const sourcesTsconfig = fileURLToPath(new URL('../../../tsconfig.sources.json', import.meta.url));
 
 const ROUNDS = 4;
 const APPENDERS = 4;
@@ -64,12 +63,6 @@ afterEach(async () => {
 
 describe('Log under SIGKILL', () => {
   it('keeps every append it acknowledged with flush always', async () => {
-    if (!existsSync(protocolBuild)) {
-      throw new Error(
-        `${protocolBuild} is missing: run \`pnpm build\` first (the child process resolves ` +
-          '@weir/protocol through its package exports, which point at dist/)',
-      );
-    }
     for (let round = 0; round < ROUNDS; round++) {
       const logDir = join(dir, `round-${round}`);
       const ackPath = join(dir, `round-${round}.acks`);
@@ -77,7 +70,11 @@ describe('Log under SIGKILL', () => {
       const child = spawn(
         process.execPath,
         ['--import', 'tsx', fixture, logDir, ackPath, String(APPENDERS)],
-        { cwd: packageDir, stdio: ['ignore', 'ignore', 'pipe'] },
+        {
+          cwd: packageDir,
+          env: { ...process.env, TSX_TSCONFIG_PATH: sourcesTsconfig },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
       );
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
