@@ -8,3 +8,15 @@ export {
   type StateMachine,
 } from './node/raft-node.js';
 export { type QuorumVoter, checkVoterMembership, parseQuorumVoters } from './node/quorum-voters.js';
+export {
+  type PersistRequest,
+  RaftStorage,
+  type RaftStorageOptions,
+} from './storage/raft-storage.js';
+export {
+  GrpcRaftTransport,
+  type GrpcRaftTransportOptions,
+  RAFT_GRPC_CHANNEL_OPTIONS,
+  RAFT_GRPC_SERVER_OPTIONS,
+  type TransportStats,
+} from './transport/grpc-transport.js';

@@ -6,3 +6,4 @@
 /* eslint-disable */
 
 export * as common from "./index.weir.common.js";
+export * as raft from "./index.weir.raft.js";
