@@ -55,6 +55,7 @@ export enum ErrorCode {
   ELIGIBLE_LEADERS_NOT_AVAILABLE = 83,
   INVALID_RECORD = 87,
   INCONSISTENT_VOTER_SET = 94,
+  SNAPSHOT_NOT_FOUND = 98,
   INCONSISTENT_CLUSTER_ID = 104,
 
   // Weir's own, for conditions Kafka reports only as exceptions in its logs.
@@ -269,6 +270,11 @@ const registry: Record<ErrorCode, ErrorInfo> = {
   [ErrorCode.INCONSISTENT_VOTER_SET]: {
     retriable: false,
     message: "The quorum voter set does not match this node's configuration.",
+  },
+  [ErrorCode.SNAPSHOT_NOT_FOUND]: {
+    retriable: true,
+    message:
+      'The requested snapshot no longer exists; fetch the log again to learn the current one.',
   },
   [ErrorCode.INCONSISTENT_CLUSTER_ID]: {
     retriable: false,

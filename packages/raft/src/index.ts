@@ -20,3 +20,9 @@ export {
   RAFT_GRPC_SERVER_OPTIONS,
   type TransportStats,
 } from './transport/grpc-transport.js';
+export { LogFetchServer, type LogFetchServerOptions } from './observer/fetch-server.js';
+export {
+  type ObserverStateMachine,
+  RaftObserver,
+  type RaftObserverOptions,
+} from './observer/observer.js';
