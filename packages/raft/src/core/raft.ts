@@ -237,11 +237,17 @@ export class RaftCore {
     else this.sendAppend(to);
   }
 
-  /** The application's snapshot at an applied index: the log before it is compacted (§7). */
-  compact(index: number, data: Uint8Array): void {
+  /**
+   * The application's snapshot at an applied index: the log before it is compacted (§7).
+   * False, and nothing changes, when a snapshot from the leader already covers the index (it
+   * can replace the log between the application applying an entry and snapshotting it).
+   */
+  compact(index: number, data: Uint8Array): boolean {
+    if (index <= this.log.snapshotIndex) return false;
     const term = this.log.term(index);
     assert(term !== undefined, () => `cannot snapshot at ${index}: no such entry`);
     this.log.compact({ metadata: { index, term, voters: this.voters }, data });
+    return true;
   }
 
   step(message: Message): void {

@@ -227,9 +227,9 @@ export class RaftNode {
   /** Records the application's snapshot at an applied index and compacts the log before it. */
   async snapshot(index: number, data: Uint8Array): Promise<void> {
     this.checkRunning();
-    this.core.compact(index, data);
-    const snapshot = this.core.latestSnapshot()!;
-    await this.options.storage.saveSnapshot(snapshot);
+    // A snapshot from the leader that already covers `index` makes this one unnecessary.
+    if (!this.core.compact(index, data)) return;
+    await this.options.storage.saveSnapshot(this.core.latestSnapshot()!);
   }
 
   /** Stops ticking and fails what is pending; storage and transport belong to the caller. */
