@@ -344,6 +344,17 @@ describe('snapshots (§7)', () => {
     expect(cluster.applied.get(behind)?.at(-1)).toBe('after');
   });
 
+  it('ignores an application snapshot that a snapshot from the leader already covers', () => {
+    // Found by the simulator: the log is replaced by the leader's snapshot between the
+    // application applying index 1 and snapshotting it.
+    const cluster = new Cluster([1, 2, 3]);
+    const follower = cluster.node(2);
+    const snapshot = { metadata: { index: 5, term: 1, voters: [1, 2, 3] }, data: text('s') };
+    follower.step({ type: 'snapshot', from: 1, to: 2, term: 1, snapshot });
+    expect(follower.compact(1, text('older'))).toBe(false);
+    expect(follower.latestSnapshot()).toBe(snapshot);
+  });
+
   it('restarts from a snapshot and the entries after it', () => {
     const cluster = new Cluster([1]);
     const leader = cluster.electLeader();
