@@ -25,6 +25,8 @@ export interface RaftNodeStorage {
     hardState?: HardState;
     entries: readonly Entry[];
     snapshot?: Snapshot;
+    /** False when only the commit index changed: the write need not be fsynced. */
+    sync?: boolean;
   }): Promise<void>;
   saveSnapshot(snapshot: Snapshot): Promise<void>;
 }
@@ -289,6 +291,7 @@ export class RaftNode {
         ...(ready.hardState !== undefined && { hardState: ready.hardState }),
         entries: ready.entries,
         ...(ready.snapshot !== undefined && { snapshot: ready.snapshot }),
+        sync: ready.mustSync,
       });
     }
     if (ready.messages.length > 0) this.options.transport.send(ready.messages);
