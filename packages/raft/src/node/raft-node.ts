@@ -286,6 +286,11 @@ export class RaftNode {
   }
 
   private async handleReady(ready: Ready): Promise<void> {
+    // A leader's messages (appends, heartbeats) promise nothing about its own disk: they go
+    // out while its write is under way, and its own log counts towards a commit only once the
+    // write has landed (advance). Raft thesis §10.2.1. Everyone else answers after the write.
+    const sendFirst = ready.role === 'leader';
+    if (sendFirst && ready.messages.length > 0) this.options.transport.send(ready.messages);
     if (ready.hardState !== undefined || ready.entries.length > 0 || ready.snapshot !== undefined) {
       await this.options.storage.persist({
         ...(ready.hardState !== undefined && { hardState: ready.hardState }),
@@ -294,7 +299,7 @@ export class RaftNode {
         sync: ready.mustSync,
       });
     }
-    if (ready.messages.length > 0) this.options.transport.send(ready.messages);
+    if (!sendFirst && ready.messages.length > 0) this.options.transport.send(ready.messages);
     if (ready.snapshot !== undefined) await this.options.stateMachine.restore(ready.snapshot);
     if (ready.committedEntries.length > 0) {
       await this.options.stateMachine.apply(ready.committedEntries);

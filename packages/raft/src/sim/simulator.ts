@@ -535,26 +535,38 @@ class Simulation implements FaultTarget {
     }
     const ready = core.ready();
     const crashAt = this.faults.crashPoint(node.id, ready);
+    // As RaftNode does: a leader's messages (appends, heartbeats) promise nothing about its own
+    // disk, so they go out while its write is under way (thesis §10.2.1).
+    const sentEarly = ready.role === 'leader' && this.options.variant !== 'sendBeforePersist';
     if (this.options.variant === 'sendBeforePersist') {
       // The broken order: messages leave before the write is synced.
       this.send(node, ready.messages);
       if (crashAt !== 'none' && this.crashedAt(node, crashAt, crashAt)) return;
-    } else if (this.crashedAt(node, crashAt, 'beforePersist')) return;
+    } else {
+      if (sentEarly) this.send(node, ready.messages);
+      if (this.crashedAt(node, crashAt, 'beforePersist')) return;
+    }
     this.at(this.nowMs + this.diskPrng.between(0, SYNC_MS), () =>
-      this.synced(node, incarnation, ready, crashAt),
+      this.synced(node, incarnation, ready, crashAt, sentEarly),
     );
   }
 
   /** The write is on disk: then send (Figure 2: nothing leaves before it is durable), apply, advance. */
-  private synced(node: SimNode, incarnation: number, ready: Ready, crashAt: CrashPoint): void {
+  private synced(
+    node: SimNode,
+    incarnation: number,
+    ready: Ready,
+    crashAt: CrashPoint,
+    sentEarly: boolean,
+  ): void {
     if (node.incarnation !== incarnation) return; // crashed first: the write never made it
     if (node.isPaused(this.nowMs)) {
-      this.at(node.pausedUntilMs, () => this.synced(node, incarnation, ready, crashAt));
+      this.at(node.pausedUntilMs, () => this.synced(node, incarnation, ready, crashAt, sentEarly));
       return;
     }
     this.persist(node, ready);
     if (this.crashedAt(node, crashAt, 'afterPersist')) return;
-    if (this.options.variant !== 'sendBeforePersist') this.send(node, ready.messages);
+    if (this.options.variant !== 'sendBeforePersist' && !sentEarly) this.send(node, ready.messages);
     if (this.crashedAt(node, crashAt, 'afterSend')) return;
     this.completeReady(node, ready);
   }
