@@ -43,6 +43,24 @@ describe('Raft over gRPC with level storage', () => {
     expect(back.node.isLeader).toBe(false);
   });
 
+  it('brings a voter that is behind the log start up to date with InstallSnapshot', async () => {
+    const first = await waitFor('a leader', () => cluster.leader());
+    const behind = [...cluster.members.values()].find((m) => m.id !== first.id)!;
+    await cluster.stopMember(behind.id);
+    for (const v of ['a', 'b', 'c']) await first.node.propose(text(v));
+    await first.node.snapshot(first.node.appliedIndex, first.register.snapshotData());
+    await first.node.propose(text('d'));
+    expect(first.node.firstIndex).toBeGreaterThan(2); // what the stopped voter lacks is gone
+
+    const back = await cluster.startMember(behind.id);
+    await waitFor(
+      'the snapshot and the entry after it',
+      () => back.register.values.join() === 'a,b,c,d',
+    );
+    expect(back.node.firstIndex).toBe(first.node.firstIndex);
+    expect(back.storage.firstIndex).toBe(first.node.firstIndex);
+  });
+
   it('refuses messages from another cluster', async () => {
     await waitFor('a leader', () => cluster.leader());
     const stranger = new GrpcRaftTransport({

@@ -616,7 +616,9 @@ export class RaftCore {
   private handleHeartbeatResponse(m: HeartbeatResponse, pr: Progress): void {
     pr.recentActive = true;
     pr.onHeartbeatResponse();
-    if (pr.match < this.log.lastIndex) this.sendAppend(m.from);
+    // Even an empty append: when appends to this follower were lost, `next` may already lie
+    // past our log end, and only a rejection tells us where the follower really is (etcd).
+    if (pr.match < this.log.lastIndex) this.sendAppend(m.from, true);
     if (m.context !== 0) this.acknowledgeRead(m.from, m.context);
   }
 

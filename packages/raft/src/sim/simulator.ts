@@ -144,6 +144,8 @@ export function runSimulation(options: Partial<SimOptions> & { readonly seed: nu
 export const EXCEPTION = 'an exception in the core or the driver';
 
 const PROBE_CLIENT = 0xffff;
+/** Ticks of calm after the drain within which every node must have caught up. */
+const CONVERGENCE_TICKS = 300;
 /** A probe not applied after this many ticks is proposed again (its leader may be gone). */
 const PROBE_RETRY_TICKS = 10;
 /** Time a Ready takes to sync (a level batch with `sync: true`). */
@@ -170,6 +172,7 @@ class Simulation implements FaultTarget {
   private nextReadId = 1;
   private healTick = -1;
   private livenessAtTick = -1;
+  private convergenceFromTick = -1;
   private probe = { seq: 0, retryTick: 0 };
   private drainUntilTick = -1;
   private readonly stats: SimStats = {
@@ -300,7 +303,7 @@ class Simulation implements FaultTarget {
     if (this.tick < this.options.ticks) this.faults.onTick();
     else if (this.tick === this.options.ticks) this.heal();
     else if (this.livenessAtTick < 0) this.driveLiveness();
-    else if (this.tick >= this.drainUntilTick || this.workload.idle) this.done = true;
+    else if (this.tick >= this.drainUntilTick || this.workload.idle) this.checkConvergence();
     this.tick++;
     this.at(this.tick * TICK_MS, () => this.globalTick());
   }
@@ -364,6 +367,28 @@ class Simulation implements FaultTarget {
       () =>
         `liveness: probe applied on n${node.id}, ${this.stats.livenessTicks} ticks after the heal`,
     );
+  }
+
+  /**
+   * After the drain, with the network calm and every node up, every node must catch up: the
+   * same commit index everywhere, all of it applied, within CONVERGENCE_TICKS. (A majority
+   * committing is not enough: a follower the leader stopped sending to would go unnoticed.)
+   */
+  private checkConvergence(): void {
+    if (this.convergenceFromTick < 0) this.convergenceFromTick = this.tick;
+    const cores = this.nodes.map((n) => n.core);
+    const commit = Math.max(...cores.map((core) => core?.commitIndex ?? 0));
+    if (cores.every((core) => core !== undefined && core.appliedIndex === commit)) {
+      this.done = true;
+      return;
+    }
+    if (this.tick - this.convergenceFromTick > CONVERGENCE_TICKS) {
+      throw new SafetyViolation(
+        'convergence',
+        `nodes did not catch up with commit index ${commit} within ${CONVERGENCE_TICKS} ticks of calm ` +
+          `(${this.nodes.map((n) => `n${n.id} ${n.core?.role ?? 'down'} commit ${n.core?.commitIndex ?? '-'} applied ${n.core?.appliedIndex ?? '-'}`).join(', ')})`,
+      );
+    }
   }
 
   private checkHistory(): void {
