@@ -30,7 +30,6 @@ function ready(hardState: HardState | undefined, entries: Entry[] = []): Ready {
     snapshot: undefined,
     messages: [],
     committedEntries: [],
-    mustSync: true,
     readStates: [],
     role: 'follower',
     leaderId: NO_NODE,

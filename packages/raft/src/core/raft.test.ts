@@ -200,42 +200,6 @@ describe('leader election (§5.2)', () => {
     voter.advance(ready);
   });
 
-  it('asks for an fsync only when entries, term or vote change, not for commit alone', () => {
-    const cluster = new Cluster([1, 2, 3], { preVote: false });
-    const voter = cluster.node(2);
-    voter.step({
-      type: 'vote',
-      from: 1,
-      to: 2,
-      term: 1,
-      lastLogIndex: 0,
-      lastLogTerm: 0,
-      transfer: false,
-    });
-    const vote = voter.ready();
-    expect(vote.mustSync).toBe(true);
-    voter.advance(vote);
-    const entry = { term: 1, index: 1, type: 'noop' as const, data: new Uint8Array(0) };
-    voter.step({
-      type: 'append',
-      from: 1,
-      to: 2,
-      term: 1,
-      prevLogIndex: 0,
-      prevLogTerm: 0,
-      entries: [entry],
-      commit: 0,
-    });
-    const append = voter.ready();
-    expect(append.mustSync).toBe(true);
-    voter.advance(append);
-    voter.step({ type: 'heartbeat', from: 1, to: 2, term: 1, commit: 1, context: 0 });
-    const commit = voter.ready();
-    expect(commit.hardState?.commit).toBe(1);
-    expect(commit.mustSync).toBe(false);
-    voter.advance(commit);
-  });
-
   it('grants at most one vote per term (§5.2)', () => {
     const cluster = new Cluster([1, 2, 3], { preVote: false });
     const voter = cluster.node(3);

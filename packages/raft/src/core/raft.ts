@@ -777,11 +777,6 @@ export class RaftCore {
       messages: this.messages,
       committedEntries: snapshot === undefined ? this.log.entriesToApply(persistedThrough) : [],
       readStates: this.readStates,
-      mustSync:
-        entries.length > 0 ||
-        snapshot !== undefined ||
-        hardState.term !== this.persistedHardState.term ||
-        hardState.vote !== this.persistedHardState.vote,
       role: this.currentRole,
       leaderId: this.lead,
     };

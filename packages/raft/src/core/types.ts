@@ -143,11 +143,6 @@ export interface Ready {
   readonly messages: readonly Message[];
   readonly committedEntries: readonly Entry[];
   readonly readStates: readonly ReadState[];
-  /**
-   * Whether the write must be fsynced before messages go out: false when only the commit
-   * index changed, which is volatile state in Raft (Figure 2; etcd's MustSync).
-   */
-  readonly mustSync: boolean;
   /** Current role and leader, for the driver to publish (not persisted). */
   readonly role: Role;
   readonly leaderId: NodeId;

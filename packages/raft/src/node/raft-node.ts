@@ -25,8 +25,6 @@ export interface RaftNodeStorage {
     hardState?: HardState;
     entries: readonly Entry[];
     snapshot?: Snapshot;
-    /** False when only the commit index changed: the write need not be fsynced. */
-    sync?: boolean;
   }): Promise<void>;
   saveSnapshot(snapshot: Snapshot): Promise<void>;
 }
@@ -296,7 +294,6 @@ export class RaftNode {
         ...(ready.hardState !== undefined && { hardState: ready.hardState }),
         entries: ready.entries,
         ...(ready.snapshot !== undefined && { snapshot: ready.snapshot }),
-        sync: ready.mustSync,
       });
     }
     if (!sendFirst && ready.messages.length > 0) this.options.transport.send(ready.messages);

@@ -270,19 +270,6 @@ describe('RaftStorage', () => {
     expect((await reopened.load()).snapshot).toEqual(snapshot(3, 1, 'small'));
   });
 
-  it('skips the fsync only when the caller says nothing but the commit index changed', async () => {
-    const store = await open(await tempDir());
-    await store.persist({ hardState: hs(1, 1, 0), entries: entries(1, 3, 1) });
-    const batch = vi.spyOn(ClassicLevel.prototype, 'batch');
-    await store.persist({ hardState: hs(1, 1, 2), entries: [], sync: false });
-    const optionsOf = (call: number) => (batch.mock.calls[call] as unknown[] | undefined)?.[1];
-    expect(optionsOf(0)).toMatchObject({ sync: false });
-    await store.persist({ hardState: hs(1, 1, 3), entries: [] });
-    expect(optionsOf(1)).toMatchObject({ sync: true });
-    batch.mockRestore();
-    expect((await (await reopen(store)).load()).hardState).toEqual(hs(1, 1, 3));
-  });
-
   it('persists each Ready in ONE synced LevelDB batch, snapshot and suffix deletion included', async () => {
     const store = await open(await tempDir());
     await store.persist({ hardState: hs(1, 1, 0), entries: entries(1, 5, 1) });

@@ -7,9 +7,7 @@
 // Rules (docs/raft-storage.md has the full story):
 // - A write is ONE LevelDB batch with `sync: true`: whatever a persist() or saveSnapshot()
 //   changes reaches the disk together or not at all, and is fsynced before the promise
-//   resolves. The one exception is a persist() the caller marks `sync: false`: a Ready that
-//   changes only the commit index, which Raft treats as volatile state (Figure 2) — a crash
-//   that loses it only makes the node learn its commit index again (etcd's MustSync).
+//   resolves.
 // - Writes run one at a time in call order; every write is checked against Raft's invariants
 //   before it is made (a violation is a bug in the caller: ILLEGAL_STATE, nothing written).
 // - Opening and load() verify everything stored: each value's CRC-32C, contiguous indexes, no
@@ -63,8 +61,6 @@ export interface PersistRequest {
   readonly hardState?: HardState | undefined;
   readonly entries: readonly Entry[];
   readonly snapshot?: Snapshot | undefined;
-  /** False only when nothing but the commit index changed (Ready.mustSync); default true. */
-  readonly sync?: boolean;
 }
 
 const INITIAL_HARD_STATE: HardState = { term: 0, vote: NO_NODE, commit: 0 };
@@ -195,7 +191,7 @@ export class RaftStorage {
     checkEntries(entries);
     if (snapshot !== undefined) checkSnapshotShape(snapshot);
     if (hardState !== undefined) checkHardStateShape(hardState);
-    await this.enqueueWrite(request.sync ?? true, async () => {
+    await this.enqueueWrite(async () => {
       const plan = new WritePlan(this.state);
       if (snapshot !== undefined) {
         const term = await this.termAt(snapshot.metadata.index);
@@ -220,7 +216,7 @@ export class RaftStorage {
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
     this.checkOpen();
     checkSnapshotShape(snapshot);
-    await this.enqueueWrite(true, async () => {
+    await this.enqueueWrite(async () => {
       const { index, term } = snapshot.metadata;
       checkNotOlder(snapshot, this.state.snapshot);
       const commit = this.state.hardState.commit;
@@ -313,12 +309,12 @@ export class RaftStorage {
     return result;
   }
 
-  private enqueueWrite(sync: boolean, plan: () => Promise<WritePlan>): Promise<void> {
+  private enqueueWrite(plan: () => Promise<WritePlan>): Promise<void> {
     const write = this.writes.then(async () => {
       if (this.failure !== undefined) throw this.failure;
       const planned = await this.withStoreErrors(plan);
       try {
-        await this.db.batch([...planned.operations], { sync });
+        await this.db.batch([...planned.operations], { sync: true });
       } catch (error) {
         // A failed sync may have left the batch on disk or not: reopen to learn which.
         this.failure = storageError(
