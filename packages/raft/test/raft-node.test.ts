@@ -13,6 +13,7 @@ import {
   type Snapshot,
 } from '../src/core/types.js';
 import { RaftNode, type RaftNodeStorage, type RaftTransport } from '../src/node/raft-node.js';
+import { Register, text, waitFor } from './grpc-cluster.js';
 
 class MemoryStorage implements RaftNodeStorage {
   hardState: HardState = { term: 0, vote: NO_NODE, commit: 0 };
@@ -68,27 +69,6 @@ class Hub {
   }
 }
 
-class Register {
-  values: string[] = [];
-  apply(entries: readonly Entry[]): void {
-    for (const e of entries)
-      if (e.type === 'normal') this.values.push(new TextDecoder().decode(e.data));
-  }
-  restore(snapshot: Snapshot): void {
-    this.values = JSON.parse(new TextDecoder().decode(snapshot.data)) as string[];
-  }
-}
-
-async function waitFor<T>(what: string, check: () => T | undefined, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 const voters = [1, 2, 3];
 let nodes: RaftNode[] = [];
 
@@ -119,8 +99,6 @@ afterEach(async () => {
   await Promise.all(nodes.map((n) => n.stop()));
   nodes = [];
 });
-
-const text = (s: string) => new TextEncoder().encode(s);
 
 describe('RaftNode', () => {
   it('elects a leader, resolves proposals at commit and applies them on every node', async () => {

@@ -513,27 +513,13 @@ export class RaftCore {
   private handleAppend(m: AppendRequest): void {
     if (m.prevLogIndex < this.log.committed) {
       // Everything up to our commit matches the leader already (§5.4 Leader Completeness).
-      this.send({
-        type: 'appendResponse',
-        to: m.from,
-        success: true,
-        index: this.log.committed,
-        hintIndex: 0,
-        hintTerm: 0,
-      });
+      this.acknowledgeAppend(m.from, this.log.committed);
       return;
     }
     if (this.log.matchTerm(m.prevLogIndex, m.prevLogTerm)) {
       const lastNew = this.log.appendFromLeader(m.prevLogIndex, m.entries);
       this.log.commitTo(Math.min(m.commit, lastNew));
-      this.send({
-        type: 'appendResponse',
-        to: m.from,
-        success: true,
-        index: lastNew,
-        hintIndex: 0,
-        hintTerm: 0,
-      });
+      this.acknowledgeAppend(m.from, lastNew);
       return;
     }
     const hint = this.log.findConflictByTerm(
@@ -550,6 +536,11 @@ export class RaftCore {
     });
   }
 
+  /** Tells the leader our log matches its own through `index`. */
+  private acknowledgeAppend(to: NodeId, index: number): void {
+    this.send({ type: 'appendResponse', to, success: true, index, hintIndex: 0, hintTerm: 0 });
+  }
+
   private handleHeartbeat(m: HeartbeatRequest): void {
     // The leader sends min(our match, its commit), so this never runs past what we hold.
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex));
@@ -559,14 +550,7 @@ export class RaftCore {
   private handleSnapshot(m: SnapshotRequest): void {
     const { index, term } = m.snapshot.metadata;
     if (index <= this.log.committed) {
-      this.send({
-        type: 'appendResponse',
-        to: m.from,
-        success: true,
-        index: this.log.committed,
-        hintIndex: 0,
-        hintTerm: 0,
-      });
+      this.acknowledgeAppend(m.from, this.log.committed);
       return;
     }
     if (this.log.matchTerm(index, term)) {
@@ -575,14 +559,7 @@ export class RaftCore {
     } else {
       this.log.restore(m.snapshot);
     }
-    this.send({
-      type: 'appendResponse',
-      to: m.from,
-      success: true,
-      index,
-      hintIndex: 0,
-      hintTerm: 0,
-    });
+    this.acknowledgeAppend(m.from, index);
   }
 
   // ---------------------------------------------------------------------------------------
