@@ -6,4 +6,5 @@
 /* eslint-disable */
 
 export * as common from "./index.weir.common.js";
+export * as metadata from "./index.weir.metadata.js";
 export * as raft from "./index.weir.raft.js";
