@@ -20,3 +20,18 @@ export {
   validateTopicConfigs,
   validateTopicName,
 } from './topic-validation.js';
+export {
+  type AlterPartitionRequest,
+  type ClusterElectionOptions,
+  type ControlledShutdownResult,
+  type ElectionOptions,
+  type PartitionRef,
+  STALE_PARTITION_EPOCH_ERROR,
+  alterPartition,
+  controlledShutdown,
+  electLeader,
+  electOfflineLeaders,
+  fenceBroker,
+  partitionChangeRecords,
+  preferredLeaderElection,
+} from './partition-change.js';

@@ -55,8 +55,10 @@ export enum ErrorCode {
   ELIGIBLE_LEADERS_NOT_AVAILABLE = 83,
   INVALID_RECORD = 87,
   INCONSISTENT_VOTER_SET = 94,
+  INVALID_UPDATE_VERSION = 95,
   SNAPSHOT_NOT_FOUND = 98,
   INCONSISTENT_CLUSTER_ID = 104,
+  INELIGIBLE_REPLICA = 107,
 
   // Weir's own, for conditions Kafka reports only as exceptions in its logs.
   LOG_DIRECTORY_LOCKED = 10001,
@@ -271,6 +273,11 @@ const registry: Record<ErrorCode, ErrorInfo> = {
     retriable: false,
     message: "The quorum voter set does not match this node's configuration.",
   },
+  [ErrorCode.INVALID_UPDATE_VERSION]: {
+    retriable: false,
+    message:
+      'The change was based on an older version (partition epoch) of the state; refresh and retry.',
+  },
   [ErrorCode.SNAPSHOT_NOT_FOUND]: {
     retriable: true,
     message:
@@ -279,6 +286,10 @@ const registry: Record<ErrorCode, ErrorInfo> = {
   [ErrorCode.INCONSISTENT_CLUSTER_ID]: {
     retriable: false,
     message: 'The cluster id does not match the one stored in the data directory.',
+  },
+  [ErrorCode.INELIGIBLE_REPLICA]: {
+    retriable: false,
+    message: 'A replica that is fenced or shutting down cannot join the ISR until it is unfenced.',
   },
   [ErrorCode.LOG_DIRECTORY_LOCKED]: {
     retriable: false,
