@@ -35,3 +35,19 @@ export {
   partitionChangeRecords,
   preferredLeaderElection,
 } from './partition-change.js';
+export {
+  type BrokerHeartbeatRequest,
+  type BrokerHeartbeatResult,
+  type CreateTopicResult,
+  type CreateTopicsRequestTopic,
+  type MetadataLog,
+  QuorumController,
+  type QuorumControllerOptions,
+  type RegisterBrokerRequest,
+  type TickResult,
+} from './quorum-controller.js';
+export {
+  BROKER_EPOCH_FROM_OFFSET,
+  decodeMetadataEntry,
+  encodeMetadataEntry,
+} from './metadata-entry.js';

@@ -26,3 +26,4 @@ export {
   RaftObserver,
   type RaftObserverOptions,
 } from './observer/observer.js';
+export { LocalRaftNetwork, MemoryRaftStorage } from './memory/in-memory.js';

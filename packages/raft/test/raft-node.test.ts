@@ -3,71 +3,13 @@
 
 import { ErrorCode } from '@weir/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { NodeId } from '../src/core/types.js';
 import {
-  type Entry,
-  type HardState,
-  type Message,
-  NO_NODE,
-  type NodeId,
-  type PersistedState,
-  type Snapshot,
-} from '../src/core/types.js';
-import { RaftNode, type RaftNodeStorage, type RaftTransport } from '../src/node/raft-node.js';
+  LocalRaftNetwork as Hub,
+  MemoryRaftStorage as MemoryStorage,
+} from '../src/memory/in-memory.js';
+import { RaftNode } from '../src/node/raft-node.js';
 import { Register, text, waitFor } from './grpc-cluster.js';
-
-class MemoryStorage implements RaftNodeStorage {
-  hardState: HardState = { term: 0, vote: NO_NODE, commit: 0 };
-  entries: Entry[] = [];
-  snapshot: Snapshot | undefined;
-
-  load(): Promise<PersistedState> {
-    return Promise.resolve({
-      hardState: this.hardState,
-      entries: [...this.entries],
-      snapshot: this.snapshot,
-    });
-  }
-
-  persist(ready: {
-    hardState?: HardState;
-    entries: readonly Entry[];
-    snapshot?: Snapshot;
-  }): Promise<void> {
-    if (ready.snapshot) {
-      this.snapshot = ready.snapshot;
-      this.entries = this.entries.filter((e) => e.index > ready.snapshot!.metadata.index);
-    }
-    const first = ready.entries[0]?.index;
-    if (first !== undefined)
-      this.entries = [...this.entries.filter((e) => e.index < first), ...ready.entries];
-    if (ready.hardState) this.hardState = ready.hardState;
-    return Promise.resolve();
-  }
-
-  saveSnapshot(snapshot: Snapshot): Promise<void> {
-    this.snapshot = snapshot;
-    this.entries = this.entries.filter((e) => e.index > snapshot.metadata.index);
-    return Promise.resolve();
-  }
-}
-
-/** Delivers messages asynchronously between registered nodes; `down` nodes get nothing. */
-class Hub {
-  private readonly handlers = new Map<NodeId, (m: Message) => void>();
-  readonly down = new Set<NodeId>();
-
-  transport(id: NodeId): RaftTransport {
-    return {
-      send: (messages) => {
-        for (const m of messages) {
-          if (this.down.has(m.from) || this.down.has(m.to)) continue;
-          setImmediate(() => this.handlers.get(m.to)?.(m));
-        }
-      },
-      onMessage: (handler) => this.handlers.set(id, handler),
-    };
-  }
-}
 
 const voters = [1, 2, 3];
 let nodes: RaftNode[] = [];
