@@ -14,17 +14,7 @@ import {
   type ReadState,
   type Snapshot,
 } from './types.js';
-
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../sim/prng.js';
 
 /** What a node's driver persisted, as a restarted node would read it back. */
 interface Disk {

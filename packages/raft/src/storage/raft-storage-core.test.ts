@@ -12,20 +12,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_RAFT_CONFIG, RaftCore } from '../core/raft.js';
 import type { Entry, Message, NodeId } from '../core/types.js';
 import { RaftStorage } from './raft-storage.js';
+import { seededRandom } from '../sim/prng.js';
 
 const VOTERS: readonly NodeId[] = [1, 2, 3];
-
-/** A small deterministic PRNG (mulberry32), so a failing seed replays exactly. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 interface Node {
   readonly id: NodeId;
@@ -162,7 +151,7 @@ function shuffle<T>(items: T[], random: () => number): void {
 describe('RaftStorage with the real core', () => {
   for (const seed of [1, 2, 3, 4]) {
     it(`persists every Ready the core produces, through drops, partitions, restarts and compaction (seed ${seed})`, async () => {
-      const random = prng(seed);
+      const random = seededRandom(seed);
       const cluster = new Cluster(random);
       await cluster.start();
       for (let round = 0; round < 300; round++) {
