@@ -17,6 +17,7 @@ export {
   isTopicConfigName,
   validateCreateTopic,
   validateTopicConfig,
+  validateTopicConfigName,
   validateTopicConfigs,
   validateTopicName,
 } from './topic-validation.js';
@@ -36,11 +37,30 @@ export {
   preferredLeaderElection,
 } from './partition-change.js';
 export {
+  type AlterConfigOp,
+  newPartitionRecords,
+  newTopicRecords,
+  removeTopicRecord,
+  topicConfigRecords,
+} from './topic-changes.js';
+export {
+  type AllocateProducerIdsRequest,
+  type AllocateProducerIdsResult,
+  type AlterConfigsResource,
+  type AlterConfigsResourceResult,
+  type AlterPartitionResult,
+  type BrokerAlterPartitionRequest,
   type BrokerHeartbeatRequest,
   type BrokerHeartbeatResult,
+  type ControlledShutdownRequest,
+  type ControlledShutdownResponse,
+  type CreatePartitionsTopic,
+  type CreatePartitionsTopicResult,
   type CreateTopicResult,
   type CreateTopicsRequestTopic,
+  type DeleteTopicResult,
   type MetadataLog,
+  PRODUCER_ID_BLOCK_SIZE,
   QuorumController,
   type QuorumControllerOptions,
   type RegisterBrokerRequest,

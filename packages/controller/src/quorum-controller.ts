@@ -8,7 +8,6 @@ import { randomUUID } from 'node:crypto';
 import {
   type BrokerEndpoint,
   type BrokerRegistration,
-  ConfigResourceType,
   MetadataImage,
   type MetadataRecord,
   decodeSnapshot,
@@ -22,8 +21,22 @@ import {
   decodeMetadataEntry,
   encodeMetadataEntry,
 } from './metadata-entry.js';
-import { electOfflineLeaders, fenceBroker, partitionChangeRecords } from './partition-change.js';
-import { type AssignableBroker, assignReplicas, assignableBrokers } from './replica-assignment.js';
+import {
+  alterPartition,
+  controlledShutdown,
+  electOfflineLeaders,
+  fenceBroker,
+  partitionChangeRecords,
+  preferredLeaderElection,
+} from './partition-change.js';
+import { assignableBrokers } from './replica-assignment.js';
+import {
+  type AlterConfigOp,
+  newPartitionRecords,
+  newTopicRecords,
+  removeTopicRecord,
+  topicConfigRecords,
+} from './topic-changes.js';
 import { type CreateTopicRequest, collidesWith, validateCreateTopic } from './topic-validation.js';
 
 /**
@@ -54,6 +67,11 @@ export interface QuorumControllerOptions {
   readonly defaultReplicationFactor?: number;
   /** Requests waiting in the event queue beyond which new ones are refused. Default 1000. */
   readonly maxQueuedRequests?: number;
+  /**
+   * Kafka's leader.imbalance.check.interval.seconds, in ms: how often `tick` gives partitions
+   * back to their preferred leaders. Default 300000 (5 minutes, Kafka's 300 s).
+   */
+  readonly leaderImbalanceCheckIntervalMs?: number;
 }
 
 export interface RegisterBrokerRequest {
@@ -94,12 +112,107 @@ export interface CreateTopicResult {
   readonly replicationFactor?: number | undefined;
 }
 
+export interface DeleteTopicResult {
+  readonly name: string;
+  readonly errorCode: ErrorCode;
+  readonly errorMessage?: string | undefined;
+  /** The id the deleted topic had. */
+  readonly topicId?: string | undefined;
+}
+
+export interface CreatePartitionsTopic {
+  readonly name: string;
+  /** The new total partition count; more than the topic has now. */
+  readonly count: number;
+}
+
+export interface CreatePartitionsTopicResult {
+  readonly name: string;
+  readonly errorCode: ErrorCode;
+  readonly errorMessage?: string | undefined;
+}
+
+/**
+ * An AlterPartition (KIP-497) for one partition, as its leader sends it: the broker's identity
+ * and the ISR it wants, computed from the epochs it names.
+ */
+export interface BrokerAlterPartitionRequest {
+  /** The sender, which claims to lead the partition. */
+  readonly brokerId: number;
+  readonly brokerEpoch: bigint;
+  readonly topicId: string;
+  readonly partitionId: number;
+  readonly leaderEpoch: number;
+  readonly partitionEpoch: number;
+  readonly newIsr: readonly number[];
+}
+
+/** The partition's state once the AlterPartition is applied: the leader adopts these epochs. */
+export interface AlterPartitionResult {
+  readonly leader: number;
+  readonly leaderEpoch: number;
+  readonly isr: readonly number[];
+  readonly partitionEpoch: number;
+}
+
+export interface ControlledShutdownRequest {
+  readonly brokerId: number;
+  readonly brokerEpoch: bigint;
+}
+
+/** Kafka's ControlledShutdownResponse: how far the broker is from being able to stop. */
+export interface ControlledShutdownResponse {
+  /**
+   * Partitions the broker still leads because it is their only live ISR member (KIP-841): it
+   * should wait (and ask again) while this is above 0, or stop and leave them offline.
+   */
+  readonly remainingLeaderships: number;
+}
+
+export interface AllocateProducerIdsRequest {
+  readonly brokerId: number;
+  readonly brokerEpoch: bigint;
+}
+
+/** A block of producer ids for the broker alone: `firstProducerId` up to, excluding, + size. */
+export interface AllocateProducerIdsResult {
+  readonly firstProducerId: bigint;
+  readonly size: number;
+}
+
+/** The configs to change on one resource (Kafka's AlterConfigsResource); topics only so far. */
+export interface AlterConfigsResource {
+  readonly resourceType: 'topic';
+  readonly resourceName: string;
+  readonly ops: readonly AlterConfigOp[];
+}
+
+export interface AlterConfigsResourceResult {
+  readonly resourceType: 'topic';
+  readonly resourceName: string;
+  readonly errorCode: ErrorCode;
+  readonly errorMessage?: string | undefined;
+}
+
 export interface TickResult {
   readonly fencedBrokers: readonly number[];
+  /** Partitions whose leadership `tick` gave back to their preferred replica. */
+  readonly preferredLeaderElections: number;
 }
+
+/** Kafka's ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE: the ids one AllocateProducerIds hands out. */
+export const PRODUCER_ID_BLOCK_SIZE = 1000;
+/** Producer ids are Kafka's int64. */
+const MAX_PRODUCER_ID = 2n ** 63n - 1n;
+/**
+ * Kafka's maxElectionsPerImbalance: the most preferred-leader elections one entry holds, so the
+ * entry stays small; the rest are made at the next tick.
+ */
+const MAX_PREFERRED_ELECTIONS_PER_ENTRY = 1000;
 
 const DEFAULT_BROKER_SESSION_TIMEOUT_MS = 9000;
 const DEFAULT_MAX_QUEUED_REQUESTS = 1000;
+const DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL_MS = 300_000;
 
 export class QuorumController implements StateMachine {
   private current: MetadataImage = MetadataImage.EMPTY;
@@ -107,6 +220,9 @@ export class QuorumController implements StateMachine {
   private readonly clock: () => number;
   private readonly brokerSessionTimeoutMs: number;
   private readonly maxQueuedRequests: number;
+  private readonly leaderImbalanceCheckIntervalMs: number;
+  /** When this term's controller last looked for partitions away from their preferred leader. */
+  private lastLeaderImbalanceCheckMs = 0;
   /** The end of the event queue: each request starts when the one before it has finished. */
   private queueTail: Promise<void> = Promise.resolve();
   private queuedRequests = 0;
@@ -123,10 +239,18 @@ export class QuorumController implements StateMachine {
     this.brokerSessionTimeoutMs =
       options.brokerSessionTimeoutMs ?? DEFAULT_BROKER_SESSION_TIMEOUT_MS;
     this.maxQueuedRequests = options.maxQueuedRequests ?? DEFAULT_MAX_QUEUED_REQUESTS;
+    this.leaderImbalanceCheckIntervalMs =
+      options.leaderImbalanceCheckIntervalMs ?? DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL_MS;
     if (!(this.brokerSessionTimeoutMs > 0)) {
       throw new WeirError(
         ErrorCode.INVALID_CONFIG,
         `brokerSessionTimeoutMs must be positive, got ${this.brokerSessionTimeoutMs}`,
+      );
+    }
+    if (!(this.leaderImbalanceCheckIntervalMs > 0)) {
+      throw new WeirError(
+        ErrorCode.INVALID_CONFIG,
+        `leaderImbalanceCheckIntervalMs must be positive, got ${this.leaderImbalanceCheckIntervalMs}`,
       );
     }
   }
@@ -176,12 +300,14 @@ export class QuorumController implements StateMachine {
    * Registers a broker, fenced; it is unfenced by a heartbeat once caught up. Resolves with its
    * broker epoch: the offset of the registration's entry (KIP-631). A broker that was unfenced
    * (a restarted process) is fenced by the same entry: it gives up its leaderships and ISRs.
+   * DUPLICATE_BROKER_REGISTRATION while another incarnation with the same id is still alive.
    */
   registerBroker(request: RegisterBrokerRequest): Promise<{ brokerEpoch: bigint }> {
     return this.enqueue(async () => {
       validateRegistration(request);
       const image = this.current;
       const previous = image.broker(request.brokerId);
+      this.checkNotRunningElsewhere(previous, request.incarnationId);
       const records: MetadataRecord[] = [];
       if (previous !== undefined && !previous.fenced) {
         const changes = fenceBroker(image, request.brokerId, { isLive: liveIn(image) });
@@ -247,73 +373,272 @@ export class QuorumController implements StateMachine {
     return this.enqueue(async () => {
       const image = this.current;
       const brokers = assignableBrokers(image.brokers.values());
-      const duplicates = duplicateNames(topics);
+      const duplicates = duplicateNames(topics.map((topic) => topic.name));
       const created: string[] = [];
       const records: MetadataRecord[] = [];
-      const results = topics.map((topic): CreateTopicResult => {
-        try {
-          if (duplicates.has(topic.name)) {
-            throw new WeirError(
-              ErrorCode.INVALID_REQUEST,
-              `topic '${topic.name}' appears more than once in the request`,
-            );
-          }
-          const request = this.withDefaults(topic);
-          validateCreateTopic(request, brokers.length);
-          checkNameFree(image, request.name, created);
-          // Rotate the first leader per topic so that small topics do not all lead on one broker.
-          const startIndex = (image.topicsById.size + created.length) % brokers.length;
-          const topicId = randomUUID();
-          records.push(...topicRecords(request, topicId, brokers, startIndex));
-          created.push(request.name);
-          return {
-            name: request.name,
-            errorCode: ErrorCode.NONE,
-            topicId,
-            partitions: request.partitions,
-            replicationFactor: request.replicationFactor,
-          };
-        } catch (error) {
-          if (!isWeirError(error) || error.code === ErrorCode.ILLEGAL_STATE) throw error;
-          return { name: topic.name, errorCode: error.code, errorMessage: error.message };
-        }
-      });
-      if (records.length > 0 && options.validateOnly !== true) await this.commit(records);
+      const results = topics.map((topic) =>
+        entryResult(
+          (): CreateTopicResult => {
+            checkOnce(duplicates, 'topic', topic.name);
+            const request = this.withDefaults(topic);
+            validateCreateTopic(request, brokers.length);
+            checkNameFree(image, request.name, created);
+            // Rotate the first leader per topic so that small topics do not all lead on one broker.
+            const startIndex = (image.topicsById.size + created.length) % brokers.length;
+            const topicId = randomUUID();
+            records.push(...newTopicRecords(request, topicId, brokers, startIndex));
+            created.push(request.name);
+            return {
+              name: request.name,
+              errorCode: ErrorCode.NONE,
+              topicId,
+              partitions: request.partitions,
+              replicationFactor: request.replicationFactor,
+            };
+          },
+          (error) => ({ name: topic.name, errorCode: error.code, errorMessage: error.message }),
+        ),
+      );
+      await this.commitIfAny(records, options.validateOnly);
       return results;
     });
   }
 
   /**
-   * Fences every unfenced broker whose session has expired: it leaves every ISR and its
-   * leaderships move (leader epoch + 1), one entry per broker so that each decision sees the
-   * previous one. The server calls this on a timer; on a node that is not the active
-   * controller it does nothing.
+   * Deletes topics: every named topic that exists gets a RemoveTopic record, all in one entry;
+   * replay drops its partitions and configs. An unknown name is UNKNOWN_TOPIC_OR_PARTITION and
+   * a name given twice INVALID_REQUEST, without stopping the others.
    */
-  tick(): Promise<TickResult> {
-    if (this.log?.isLeader !== true) return Promise.resolve({ fencedBrokers: [] });
+  deleteTopics(names: readonly string[]): Promise<DeleteTopicResult[]> {
     return this.enqueue(async () => {
-      const expired = this.expiredBrokers(this.clock());
-      const fencedBrokers: number[] = [];
-      for (const brokerId of expired) {
-        const image = this.current;
-        const broker = image.broker(brokerId);
-        if (broker === undefined || broker.fenced) continue;
-        const isLive = liveIn(image);
-        const changes = fenceBroker(image, brokerId, {
-          isLive: (id) => !expired.includes(id) && isLive(id),
-        });
-        await this.commit([
-          ...partitionChangeRecords(changes),
+      const image = this.current;
+      const duplicates = duplicateNames(names);
+      const records: MetadataRecord[] = [];
+      const results = names.map((name) =>
+        entryResult(
+          (): DeleteTopicResult => {
+            checkOnce(duplicates, 'topic', name);
+            records.push(removeTopicRecord(image, name));
+            return { name, errorCode: ErrorCode.NONE, topicId: image.topic(name)?.topicId };
+          },
+          (error) => ({ name, errorCode: error.code, errorMessage: error.message }),
+        ),
+      );
+      await this.commitIfAny(records);
+      return results;
+    });
+  }
+
+  /**
+   * Adds partitions to existing topics (CreatePartitions): each topic grows to `count`
+   * partitions with its replication factor, placed by `assignReplicas` so that its preferred
+   * leaders stay balanced; new partitions start with every replica in the ISR. The valid
+   * topics are written in one entry.
+   */
+  createPartitions(
+    topics: readonly CreatePartitionsTopic[],
+    options: { validateOnly?: boolean } = {},
+  ): Promise<CreatePartitionsTopicResult[]> {
+    return this.enqueue(async () => {
+      const image = this.current;
+      const brokers = assignableBrokers(image.brokers.values());
+      const duplicates = duplicateNames(topics.map((topic) => topic.name));
+      const records: MetadataRecord[] = [];
+      const results = topics.map(({ name, count }) =>
+        entryResult(
+          (): CreatePartitionsTopicResult => {
+            checkOnce(duplicates, 'topic', name);
+            records.push(...newPartitionRecords(image, name, count, brokers));
+            return { name, errorCode: ErrorCode.NONE };
+          },
+          (error) => ({ name, errorCode: error.code, errorMessage: error.message }),
+        ),
+      );
+      await this.commitIfAny(records, options.validateOnly);
+      return results;
+    });
+  }
+
+  /**
+   * A partition leader's ISR change (KIP-497). The broker epoch is checked first
+   * (STALE_BROKER_EPOCH), then the topic id (UNKNOWN_TOPIC_ID), then the pure `alterPartition`
+   * decides. Answers with the partition's state once the change is committed, or at once when
+   * the ISR already is `newIsr`; throws the WeirError of a refused request.
+   */
+  alterPartition(request: BrokerAlterPartitionRequest): Promise<AlterPartitionResult> {
+    return this.enqueue(async () => {
+      const image = this.current;
+      const { brokerId, topicId, partitionId } = request;
+      checkBrokerEpoch(image, brokerId, request.brokerEpoch);
+      if (image.topicById(topicId) === undefined) {
+        throw new WeirError(
+          ErrorCode.UNKNOWN_TOPIC_ID,
+          `AlterPartition from broker ${brokerId}: no topic has id ${topicId} (it may have been deleted); refresh the metadata`,
+        );
+      }
+      const change = alterPartition(
+        image,
+        { ...request, leaderId: brokerId },
+        (id) => image.broker(id)?.fenced === false,
+      );
+      if (change !== undefined) await this.commit(partitionChangeRecords([change]));
+      return partitionState(this.current, topicId, partitionId);
+    });
+  }
+
+  /**
+   * A broker asks to stop (KIP-631's controlled shutdown): it is marked in controlled shutdown,
+   * so it is given no new replicas or leaderships, and its leaderships and ISR places move to
+   * other live replicas in the same entry. Leaderships that cannot move without going offline
+   * stay (KIP-841) and are counted in the answer, so the broker asks again until it is 0 or it
+   * gives up waiting. Asking again writes only what changed since (often nothing).
+   */
+  controlledShutdown(request: ControlledShutdownRequest): Promise<ControlledShutdownResponse> {
+    return this.enqueue(async () => {
+      const image = this.current;
+      const broker = checkBrokerEpoch(image, request.brokerId, request.brokerEpoch);
+      // In KRaft the request rides on a heartbeat (KIP-631's wantShutDown), so it is contact too.
+      this.sessions.set(broker.brokerId, this.clock());
+      const decision = controlledShutdown(image, broker.brokerId, { isLive: liveIn(image) });
+      const records = partitionChangeRecords(decision.records);
+      if (!broker.inControlledShutdown) {
+        records.unshift(
           metadataRecord({
             $case: 'brokerRegistrationChange',
-            value: { brokerId, brokerEpoch: broker.brokerEpoch, fenced: true },
+            value: {
+              brokerId: broker.brokerId,
+              brokerEpoch: broker.brokerEpoch,
+              inControlledShutdown: true,
+            },
           }),
-        ]);
-        this.sessions.delete(brokerId);
-        fencedBrokers.push(brokerId);
+        );
       }
-      return { fencedBrokers };
+      await this.commitIfAny(records);
+      return { remainingLeaderships: decision.remainingLeaderships.length };
     });
+  }
+
+  /**
+   * Hands the broker the next block of PRODUCER_ID_BLOCK_SIZE producer ids for its idempotent
+   * producers (KIP-730): the block starts where the image's last one ended, so no two brokers
+   * ever give out the same id, across controller failovers too.
+   */
+  allocateProducerIds(request: AllocateProducerIdsRequest): Promise<AllocateProducerIdsResult> {
+    return this.enqueue(async () => {
+      const image = this.current;
+      checkBrokerEpoch(image, request.brokerId, request.brokerEpoch);
+      const firstProducerId = image.producerIds.nextProducerId;
+      const size = PRODUCER_ID_BLOCK_SIZE;
+      if (firstProducerId + BigInt(size) - 1n > MAX_PRODUCER_ID) {
+        throw new WeirError(
+          ErrorCode.UNKNOWN_SERVER_ERROR,
+          `every producer id up to ${MAX_PRODUCER_ID} has been handed out; no block is left for broker ${request.brokerId}`,
+        );
+      }
+      await this.commit([
+        metadataRecord({
+          $case: 'producerIdsBlock',
+          value: { brokerId: request.brokerId, firstProducerId, size },
+        }),
+      ]);
+      return { firstProducerId, size };
+    });
+  }
+
+  /**
+   * Sets and deletes topic configs (IncrementalAlterConfigs). Each resource is checked on its
+   * own: UNKNOWN_TOPIC_OR_PARTITION for a missing topic, INVALID_CONFIG for an unknown config
+   * or a bad value (validateTopicConfig), INVALID_REQUEST for a resource or config named
+   * twice. The valid ones are written in one entry, one Config record per value that changes.
+   */
+  incrementalAlterConfigs(
+    resources: readonly AlterConfigsResource[],
+    options: { validateOnly?: boolean } = {},
+  ): Promise<AlterConfigsResourceResult[]> {
+    return this.enqueue(async () => {
+      const image = this.current;
+      const duplicates = duplicateNames(resources.map((resource) => resource.resourceName));
+      const records: MetadataRecord[] = [];
+      const results = resources.map(({ resourceType, resourceName, ops }) =>
+        entryResult(
+          (): AlterConfigsResourceResult => {
+            checkOnce(duplicates, resourceType, resourceName);
+            records.push(...topicConfigRecords(image, resourceName, ops));
+            return { resourceType, resourceName, errorCode: ErrorCode.NONE };
+          },
+          (error) => ({
+            resourceType,
+            resourceName,
+            errorCode: error.code,
+            errorMessage: error.message,
+          }),
+        ),
+      );
+      await this.commitIfAny(records, options.validateOnly);
+      return results;
+    });
+  }
+
+  /**
+   * The controller's periodic work; the server calls this on a timer. On a node that is not
+   * the active controller it does nothing.
+   *
+   * 1. Fences every unfenced broker whose session has expired: it leaves every ISR and its
+   *    leaderships move (leader epoch + 1), one entry per broker so that each decision sees the
+   *    previous one.
+   * 2. At most every `leaderImbalanceCheckIntervalMs`, gives every partition whose preferred
+   *    replica is live and in the ISR back to it (Kafka's auto.leader.rebalance.enable), in one
+   *    entry: without this, leadership piles up on the brokers that stayed up while others
+   *    restarted.
+   */
+  tick(): Promise<TickResult> {
+    if (this.log?.isLeader !== true) {
+      return Promise.resolve({ fencedBrokers: [], preferredLeaderElections: 0 });
+    }
+    return this.enqueue(async () => {
+      const now = this.clock();
+      const fencedBrokers = await this.fenceExpiredBrokers(now);
+      const preferredLeaderElections = await this.balancePartitionLeaders(now);
+      return { fencedBrokers, preferredLeaderElections };
+    });
+  }
+
+  // --- Periodic work -----------------------------------------------------------------------
+
+  private async fenceExpiredBrokers(now: number): Promise<number[]> {
+    const expired = this.expiredBrokers(now);
+    const fencedBrokers: number[] = [];
+    for (const brokerId of expired) {
+      const image = this.current;
+      const broker = image.broker(brokerId);
+      if (broker === undefined || broker.fenced) continue;
+      const isLive = liveIn(image);
+      const changes = fenceBroker(image, brokerId, {
+        isLive: (id) => !expired.includes(id) && isLive(id),
+      });
+      await this.commit([
+        ...partitionChangeRecords(changes),
+        metadataRecord({
+          $case: 'brokerRegistrationChange',
+          value: { brokerId, brokerEpoch: broker.brokerEpoch, fenced: true },
+        }),
+      ]);
+      this.sessions.delete(brokerId);
+      fencedBrokers.push(brokerId);
+    }
+    return fencedBrokers;
+  }
+
+  /** Preferred-leader elections, once the check interval has passed; returns how many. */
+  private async balancePartitionLeaders(now: number): Promise<number> {
+    if (now - this.lastLeaderImbalanceCheckMs < this.leaderImbalanceCheckIntervalMs) return 0;
+    const image = this.current;
+    const elections = preferredLeaderElection(image, liveIn(image));
+    const batch = elections.slice(0, MAX_PREFERRED_ELECTIONS_PER_ENTRY);
+    // Elections left over are made at the next tick rather than after another interval.
+    if (batch.length === elections.length) this.lastLeaderImbalanceCheckMs = now;
+    await this.commitIfAny(partitionChangeRecords(batch));
+    return batch.length;
   }
 
   // --- The event queue ---------------------------------------------------------------------
@@ -357,6 +682,16 @@ export class QuorumController implements StateMachine {
     if (log.term !== term) throw this.notController(log);
     this.activeTerm = term;
     this.sessions = new Map();
+    // Kafka schedules the first imbalance check one interval after a controller activates.
+    this.lastLeaderImbalanceCheckMs = this.clock();
+  }
+
+  /** Commits a request's records as one entry; nothing when there are none or it only validates. */
+  private async commitIfAny(
+    records: readonly MetadataRecord[],
+    validateOnly = false,
+  ): Promise<void> {
+    if (records.length > 0 && !validateOnly) await this.commit(records);
   }
 
   private async commit(records: readonly MetadataRecord[]): Promise<number> {
@@ -392,6 +727,30 @@ export class QuorumController implements StateMachine {
   }
 
   // --- Helpers -----------------------------------------------------------------------------
+
+  /**
+   * Refuses a registration with a new incarnation id while the registered one is unfenced and
+   * its session is alive: two processes with one node id would both claim its partitions
+   * (Kafka's DuplicateBrokerRegistrationException). The same incarnation registering again is
+   * a retry and passes; so does a new one once the old is fenced or its session has expired.
+   */
+  private checkNotRunningElsewhere(
+    previous: BrokerRegistration | undefined,
+    incarnationId: string,
+  ): void {
+    if (previous === undefined || previous.fenced || previous.incarnationId === incarnationId) {
+      return;
+    }
+    const lastContactMs = this.sessions.get(previous.brokerId);
+    // No session yet: this controller became active since the broker's last contact, and a new
+    // controller gives every broker a fresh session (see expiredBrokers).
+    const sinceContactMs = lastContactMs === undefined ? 0 : this.clock() - lastContactMs;
+    if (sinceContactMs >= this.brokerSessionTimeoutMs) return;
+    throw new WeirError(
+      ErrorCode.DUPLICATE_BROKER_REGISTRATION,
+      `another process with node id ${previous.brokerId} is running (incarnation ${previous.incarnationId}); stop it or give this broker another node id, or retry once its session expires in ${this.brokerSessionTimeoutMs - sinceContactMs} ms`,
+    );
+  }
 
   /** Unfenced brokers whose session has run out; a broker with no session yet gets one now. */
   private expiredBrokers(now: number): number[] {
@@ -466,55 +825,46 @@ function checkNameFree(image: MetadataImage, name: string, created: readonly str
   collidesWith(name, [...image.topicsByName.keys(), ...created]);
 }
 
-function duplicateNames(topics: readonly CreateTopicsRequestTopic[]): Set<string> {
+/** The names that appear more than once in a request. */
+function duplicateNames(names: Iterable<string>): Set<string> {
   const seen = new Set<string>();
   const duplicates = new Set<string>();
-  for (const { name } of topics) (seen.has(name) ? duplicates : seen).add(name);
+  for (const name of names) (seen.has(name) ? duplicates : seen).add(name);
   return duplicates;
 }
 
-/** The Topic, Partition and Config records of a new topic; every replica starts in the ISR. */
-function topicRecords(
-  request: CreateTopicRequest,
-  topicId: string,
-  brokers: readonly AssignableBroker[],
-  startIndex: number,
-): MetadataRecord[] {
-  const assignment = assignReplicas({
-    brokers,
-    partitions: request.partitions,
-    replicationFactor: request.replicationFactor,
-    startIndex,
-  });
-  const records = [metadataRecord({ $case: 'topic', value: { name: request.name, topicId } })];
-  assignment.forEach((replicas, partitionId) => {
-    records.push(
-      metadataRecord({
-        $case: 'partition',
-        value: {
-          topicId,
-          partitionId,
-          replicas,
-          isr: [...replicas],
-          leader: replicas[0]!,
-          leaderEpoch: 0,
-          partitionEpoch: 0,
-        },
-      }),
-    );
-  });
-  for (const [name, value] of Object.entries(request.configs)) {
-    records.push(
-      metadataRecord({
-        $case: 'config',
-        value: {
-          resourceType: ConfigResourceType.CONFIG_RESOURCE_TYPE_TOPIC,
-          resourceName: request.name,
-          name,
-          value,
-        },
-      }),
+/** INVALID_REQUEST for a name given twice: which of the two entries is meant is unclear. */
+function checkOnce(duplicates: ReadonlySet<string>, what: string, name: string): void {
+  if (duplicates.has(name)) {
+    throw new WeirError(
+      ErrorCode.INVALID_REQUEST,
+      `${what} '${name}' appears more than once in the request; name it once`,
     );
   }
-  return records;
+}
+
+/**
+ * One entry of a batch request (a topic, a resource): a WeirError becomes that entry's error
+ * code and the others go on, as Kafka answers per entry. An assertion (ILLEGAL_STATE) or any
+ * other error is a bug and fails the whole request.
+ */
+function entryResult<R>(run: () => R, failed: (error: WeirError) => R): R {
+  try {
+    return run();
+  } catch (error) {
+    if (!isWeirError(error) || error.code === ErrorCode.ILLEGAL_STATE) throw error;
+    return failed(error);
+  }
+}
+
+/** A partition's leadership and epochs as the image has them, for AlterPartition's answer. */
+function partitionState(
+  image: MetadataImage,
+  topicId: string,
+  partitionId: number,
+): AlterPartitionResult {
+  const partition = image.partition(topicId, partitionId);
+  assert(partition !== undefined, () => `partition ${topicId}/${partitionId} vanished`);
+  const { leader, leaderEpoch, isr, partitionEpoch } = partition;
+  return { leader, leaderEpoch, isr, partitionEpoch };
 }

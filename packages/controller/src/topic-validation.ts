@@ -199,13 +199,7 @@ export function validateTopicConfigs(
 
 /** Throws INVALID_CONFIG for an unknown config or a value that does not fit its schema. */
 export function validateTopicConfig(name: string, value: string): void {
-  if (!isTopicConfigName(name)) {
-    throw new WeirError(
-      ErrorCode.INVALID_CONFIG,
-      `unknown topic config '${name}'; known configs are ${Object.keys(TOPIC_CONFIGS).join(', ')}`,
-    );
-  }
-  const def: TopicConfigDef = TOPIC_CONFIGS[name];
+  const def: TopicConfigDef = TOPIC_CONFIGS[validateTopicConfigName(name)];
   const problem = typeProblem(def, value) ?? def.validator?.(value);
   if (problem !== undefined) {
     throw new WeirError(
@@ -213,6 +207,17 @@ export function validateTopicConfig(name: string, value: string): void {
       `invalid value '${value}' for ${name}: ${problem}`,
     );
   }
+}
+
+/** Throws INVALID_CONFIG for a name that is not a topic config (a delete checks only this). */
+export function validateTopicConfigName(name: string): TopicConfigName {
+  if (!isTopicConfigName(name)) {
+    throw new WeirError(
+      ErrorCode.INVALID_CONFIG,
+      `unknown topic config '${name}'; known configs are ${Object.keys(TOPIC_CONFIGS).join(', ')}`,
+    );
+  }
+  return name;
 }
 
 export function isTopicConfigName(name: string): name is TopicConfigName {

@@ -1,19 +1,23 @@
 // The quorum controller on three real RaftNodes (in-memory storage and network): requests on the
 // active controller commit through Raft, and every voter's image follows the same records.
 
-import { type MetadataImage, NO_LEADER, encodeSnapshot } from '@weir/metadata';
+import { NO_LEADER, encodeSnapshot } from '@weir/metadata';
 import { ErrorCode } from '@weir/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { QuorumController } from '../src/quorum-controller.js';
+import { PRODUCER_ID_BLOCK_SIZE, QuorumController } from '../src/quorum-controller.js';
 import {
+  BROKERS,
   BROKER_SESSION_TIMEOUT_MS,
   type Quorum,
   type QuorumMember,
+  everyImage as imagesOf,
+  leaderOf,
+  partitionsOf,
+  registerCaughtUpBrokers,
   startQuorum,
   waitFor,
 } from './metadata-quorum.js';
 
-const BROKERS = [101, 102, 103];
 let quorum: Quorum | undefined;
 
 afterEach(async () => {
@@ -23,47 +27,11 @@ afterEach(async () => {
 
 async function activeController(): Promise<QuorumMember> {
   quorum = await startQuorum();
-  const members = quorum.members;
-  return waitFor('a leader', () => members.find((m) => m.node.isLeader));
+  return leaderOf(quorum);
 }
 
-/** Registers BROKERS on `controller` and heartbeats them caught up; returns their epochs. */
-async function registerCaughtUpBrokers(controller: QuorumController): Promise<Map<number, bigint>> {
-  const epochs = new Map<number, bigint>();
-  for (const brokerId of BROKERS) {
-    const { brokerEpoch } = await controller.registerBroker({
-      brokerId,
-      incarnationId: `incarnation-${brokerId}`,
-      endpoints: [{ name: 'BROKER', host: '127.0.0.1', port: 9000 + brokerId }],
-      rack: undefined,
-    });
-    epochs.set(brokerId, brokerEpoch);
-  }
-  for (const brokerId of BROKERS) {
-    const result = await controller.brokerHeartbeat({
-      brokerId,
-      brokerEpoch: epochs.get(brokerId)!,
-      caughtUpToOffset: controller.image.offset,
-    });
-    expect(result).toEqual({ isCaughtUp: true, isFenced: false });
-  }
-  return epochs;
-}
-
-/** Waits until every voter has applied what `leader` has, then returns their images. */
-async function everyImage(leader: QuorumController): Promise<MetadataImage[]> {
-  const offset = leader.image.offset;
-  const members = quorum!.members;
-  await waitFor('every voter to apply the leader offset', () =>
-    members.every((m) => m.controller.image.offset >= offset),
-  );
-  return members.map((m) => m.controller.image);
-}
-
-function partitionsOf(image: MetadataImage, topic: string) {
-  const partitions = image.topic(topic)?.partitions;
-  expect(partitions).toBeDefined();
-  return [...partitions!.values()];
+function everyImage(leader: QuorumController) {
+  return imagesOf(quorum!, leader);
 }
 
 describe('QuorumController', () => {
@@ -174,7 +142,10 @@ describe('QuorumController', () => {
     await expect(
       follower.controller.registerBroker({ brokerId: 1, incarnationId: 'x', endpoints: [] }),
     ).rejects.toMatchObject({ code: ErrorCode.NOT_CONTROLLER });
-    expect(await follower.controller.tick()).toEqual({ fencedBrokers: [] });
+    expect(await follower.controller.tick()).toEqual({
+      fencedBrokers: [],
+      preferredLeaderElections: 0,
+    });
   });
 
   it('fences a broker whose session expired: it leaves every ISR and leads nothing', async () => {
@@ -193,9 +164,9 @@ describe('QuorumController', () => {
         caughtUpToOffset: controller.image.offset,
       });
     }
-    expect(await controller.tick()).toEqual({ fencedBrokers: [] });
+    expect(await controller.tick()).toEqual({ fencedBrokers: [], preferredLeaderElections: 0 });
     clock.nowMs += BROKER_SESSION_TIMEOUT_MS / 2;
-    expect(await controller.tick()).toEqual({ fencedBrokers: [103] });
+    expect(await controller.tick()).toEqual({ fencedBrokers: [103], preferredLeaderElections: 0 });
 
     for (const image of await everyImage(controller)) {
       expect(image.broker(103)?.fenced).toBe(true);
@@ -214,7 +185,7 @@ describe('QuorumController', () => {
       }
     }
     // Fenced once: a later tick has nothing to do.
-    expect(await controller.tick()).toEqual({ fencedBrokers: [] });
+    expect(await controller.tick()).toEqual({ fencedBrokers: [], preferredLeaderElections: 0 });
   });
 });
 
@@ -230,7 +201,10 @@ describe('QuorumController failover', () => {
     );
     // Long past every session the old leader knew of: the new leader starts them afresh.
     clock.nowMs += 10 * BROKER_SESSION_TIMEOUT_MS;
-    expect(await second.controller.tick()).toEqual({ fencedBrokers: [] });
+    expect(await second.controller.tick()).toEqual({
+      fencedBrokers: [],
+      preferredLeaderElections: 0,
+    });
     const results = await second.controller.createTopics([
       { name: 'orders', partitions: 1, replicationFactor: 1 },
       { name: 'payments', partitions: 3, replicationFactor: 3 },
@@ -240,7 +214,10 @@ describe('QuorumController failover', () => {
       ErrorCode.NONE,
     ]);
     clock.nowMs += BROKER_SESSION_TIMEOUT_MS;
-    expect(await second.controller.tick()).toEqual({ fencedBrokers: BROKERS });
+    expect(await second.controller.tick()).toEqual({
+      fencedBrokers: BROKERS,
+      preferredLeaderElections: 0,
+    });
     hub.down.delete(first.id);
     const images = await everyImage(second.controller);
     for (const image of images) expect(image.topic('payments')).toBeDefined();
@@ -250,13 +227,23 @@ describe('QuorumController failover', () => {
 describe('QuorumController as a state machine', () => {
   it('restores its image from its own snapshot', async () => {
     const { controller } = await activeController();
-    await registerCaughtUpBrokers(controller);
+    const epochs = await registerCaughtUpBrokers(controller);
     await controller.createTopics([{ name: 'orders', partitions: 3, replicationFactor: 3 }]);
+    await controller.allocateProducerIds({ brokerId: 101, brokerEpoch: epochs.get(101)! });
+    await controller.controlledShutdown({ brokerId: 102, brokerEpoch: epochs.get(102)! });
     const restored = new QuorumController({ nodeId: 9 });
     restored.restore({
       metadata: { index: Number(controller.image.offset), term: 1, voters: [1, 2, 3] },
       data: controller.snapshotData(),
     });
     expect(encodeSnapshot(restored.image)).toEqual(encodeSnapshot(controller.image));
+    expect(restored.image.producerIds.nextProducerId).toBe(BigInt(PRODUCER_ID_BLOCK_SIZE));
+    expect(restored.image.broker(102)?.inControlledShutdown).toBe(true);
+  });
+
+  it('refuses a leader imbalance check interval that is not positive', () => {
+    expect(() => new QuorumController({ nodeId: 1, leaderImbalanceCheckIntervalMs: 0 })).toThrow(
+      /leaderImbalanceCheckIntervalMs must be positive, got 0/,
+    );
   });
 });

@@ -57,6 +57,8 @@ export enum ErrorCode {
   INCONSISTENT_VOTER_SET = 94,
   INVALID_UPDATE_VERSION = 95,
   SNAPSHOT_NOT_FOUND = 98,
+  UNKNOWN_TOPIC_ID = 100,
+  DUPLICATE_BROKER_REGISTRATION = 101,
   INCONSISTENT_CLUSTER_ID = 104,
   INELIGIBLE_REPLICA = 107,
 
@@ -282,6 +284,15 @@ const registry: Record<ErrorCode, ErrorInfo> = {
     retriable: true,
     message:
       'The requested snapshot no longer exists; fetch the log again to learn the current one.',
+  },
+  [ErrorCode.UNKNOWN_TOPIC_ID]: {
+    retriable: true,
+    message: 'No topic has this topic id (it may have been deleted); refresh metadata.',
+  },
+  [ErrorCode.DUPLICATE_BROKER_REGISTRATION]: {
+    retriable: false,
+    message:
+      'Another live process is registered with this node id; stop it or give this broker another node id.',
   },
   [ErrorCode.INCONSISTENT_CLUSTER_ID]: {
     retriable: false,
