@@ -1,3 +1,4 @@
+export { type DirectoryLock, acquireDirectoryLock } from './directory-lock.js';
 export { LeaderEpochCache, type EpochEndOffset, type EpochEntry } from './leader-epoch-cache.js';
 export { DEFAULT_LOG_CONFIG, type FlushPolicy, type LogConfig, logConfig } from './log-config.js';
 export {

@@ -1,0 +1,165 @@
+// A broker's life as the controller sees it (Kafka's BrokerLifecycleManager, KIP-631):
+// register with a fresh incarnation id, heartbeat to keep the session, get unfenced once the
+// metadata log is applied as far as the controller's image, and on shutdown move leadership
+// away before exiting. Registration is retried until it succeeds; a STALE_BROKER_EPOCH answer
+// (the controller fenced and forgot this registration) means register again.
+
+import { randomUUID } from 'node:crypto';
+import type { BrokerEndpoint } from '@weir/metadata';
+import { ErrorCode, isWeirError } from '@weir/protocol';
+import type { Logger } from 'pino';
+import { Controller, type ControllerChannel } from './controller-channel.js';
+
+export type BrokerState = 'starting' | 'fenced' | 'running' | 'shutting-down' | 'stopped';
+
+export interface BrokerLifecycleOptions {
+  readonly brokerId: number;
+  readonly clusterId: string;
+  readonly endpoints: readonly BrokerEndpoint[];
+  readonly rack: string | undefined;
+  readonly channel: ControllerChannel;
+  /** The metadata offset this broker has applied, for heartbeats. */
+  readonly metadataOffset: () => bigint;
+  readonly heartbeatIntervalMs: number;
+  readonly logger: Logger;
+}
+
+/** While fenced, heartbeat this often, so the broker is unfenced soon after it catches up. */
+const FENCED_HEARTBEAT_INTERVAL_MS = 100;
+const REGISTRATION_RETRY_MS = 250;
+
+export class BrokerLifecycle {
+  readonly incarnationId = randomUUID();
+  private currentState: BrokerState = 'starting';
+  private epoch: bigint | undefined;
+  private running = true;
+  private wake: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly options: BrokerLifecycleOptions) {}
+
+  get state(): BrokerState {
+    return this.currentState;
+  }
+  get brokerEpoch(): bigint | undefined {
+    return this.epoch;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /**
+   * Controlled shutdown: asks the controller to move this broker's leaderships away (within
+   * `timeoutMs`), then stops heartbeating; the session runs out and the controller fences the
+   * broker.
+   */
+  async shutdown(timeoutMs: number): Promise<{ remainingLeaderships: number }> {
+    const epoch = this.currentState === 'stopped' ? undefined : this.epoch;
+    this.currentState = 'shutting-down';
+    let remainingLeaderships = 0;
+    if (epoch !== undefined) {
+      try {
+        // Leaderships that remain have no other ISR member to go to (KIP-841): asking again
+        // would not move them, so one answer is enough.
+        const response = await this.options.channel.call(
+          Controller.controlledShutdown,
+          { brokerId: this.options.brokerId, brokerEpoch: epoch },
+          timeoutMs,
+        );
+        remainingLeaderships = response.remainingLeaderships;
+      } catch (error) {
+        this.options.logger.warn({ err: error }, 'controlled shutdown did not complete');
+      }
+    }
+    await this.stop();
+    return { remainingLeaderships };
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    this.currentState = 'stopped';
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      if (this.epoch === undefined) await this.register();
+      else await this.heartbeat();
+      if (!this.running) break;
+      await this.sleep(this.nextDelayMs());
+    }
+  }
+
+  private nextDelayMs(): number {
+    if (this.epoch === undefined) return REGISTRATION_RETRY_MS;
+    return this.currentState === 'fenced'
+      ? Math.min(FENCED_HEARTBEAT_INTERVAL_MS, this.options.heartbeatIntervalMs)
+      : this.options.heartbeatIntervalMs;
+  }
+
+  private async register(): Promise<void> {
+    const { brokerId, clusterId, endpoints, rack, channel, logger } = this.options;
+    try {
+      const { brokerEpoch } = await channel.call(Controller.registerBroker, {
+        clusterId,
+        brokerId,
+        incarnationId: this.incarnationId,
+        endpoints: [...endpoints],
+        rack,
+      });
+      this.epoch = brokerEpoch;
+      if (this.currentState === 'starting' || this.currentState === 'running') {
+        this.currentState = 'fenced';
+      }
+      logger.info(
+        { brokerEpoch, incarnationId: this.incarnationId },
+        'registered with the controller',
+      );
+    } catch (error) {
+      // INCONSISTENT_CLUSTER_ID and DUPLICATE_BROKER_REGISTRATION will not fix themselves, but
+      // the operator sees them in the log and may fix the other side; keep trying.
+      logger.warn({ err: error }, 'broker registration failed; retrying');
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const { brokerId, channel, logger, metadataOffset } = this.options;
+    try {
+      const response = await channel.call(Controller.brokerHeartbeat, {
+        brokerId,
+        brokerEpoch: this.epoch!,
+        metadataOffset: metadataOffset(),
+      });
+      if (this.currentState === 'shutting-down') return;
+      const next: BrokerState = response.isFenced ? 'fenced' : 'running';
+      if (next !== this.currentState) {
+        logger.info({ from: this.currentState, to: next }, 'broker state changed');
+        this.currentState = next;
+      }
+    } catch (error) {
+      if (isWeirError(error) && error.code === ErrorCode.STALE_BROKER_EPOCH) {
+        logger.warn(
+          { err: error },
+          'the controller no longer knows this registration; registering again',
+        );
+        this.epoch = undefined;
+        if (this.currentState !== 'shutting-down') this.currentState = 'fenced';
+        return;
+      }
+      logger.warn({ err: error }, 'broker heartbeat failed');
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}

@@ -1,0 +1,99 @@
+// The gRPC plumbing every service of the node shares: handlers that answer from a promise, and
+// client calls as promises with a deadline. Errors cross as WeirErrors both ways
+// (packages/protocol/src/grpc-errors.ts).
+
+import {
+  type ChannelOptions,
+  type Client,
+  Metadata,
+  type MethodDefinition,
+  type Server,
+  ServerCredentials,
+  type handleUnaryCall,
+} from '@grpc/grpc-js';
+import { fromServiceError, toServiceError } from '@weir/protocol';
+
+const MiB = 1024 * 1024;
+
+/** Options for the node's servers: explicit limits and keepalive, never grpc-js defaults. */
+export const SERVER_GRPC_OPTIONS: ChannelOptions = {
+  'grpc.max_receive_message_length': 16 * MiB,
+  'grpc.max_send_message_length': 16 * MiB,
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+};
+
+/** Options for the node's clients (brokers calling controllers). */
+export const CLIENT_GRPC_OPTIONS: ChannelOptions = {
+  'grpc.max_receive_message_length': 16 * MiB,
+  'grpc.max_send_message_length': 16 * MiB,
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  // Reconnect quickly after a controller restarts instead of grpc-js's growing back-off.
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 1_000,
+};
+
+/** A unary handler answering with what `handler` resolves to, or the WeirError it throws. */
+export function unary<Request, Response>(
+  handler: (request: Request) => Promise<Response> | Response,
+): handleUnaryCall<Request, Response> {
+  return (call, callback) => {
+    Promise.resolve()
+      .then(() => handler(call.request))
+      .then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toServiceError(error)),
+      );
+  };
+}
+
+/**
+ * Calls a unary method, described by its entry in a generated service definition, on any
+ * grpc-js client; rejects with the WeirError the call failed with.
+ */
+export function callUnary<Request, Response>(
+  client: Client,
+  method: MethodDefinition<Request, Response>,
+  request: Request,
+  timeoutMs: number,
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      request,
+      new Metadata(),
+      { deadline: Date.now() + timeoutMs },
+      (error, response) => (error ? reject(fromServiceError(error)) : resolve(response!)),
+    );
+  });
+}
+
+/** Binds a server on host:port; resolves with the port bound (useful with port 0). */
+export function bindServer(server: Server, host: string, port: number): Promise<number> {
+  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
+  );
+}
+
+/** Stops accepting calls and waits for running ones, forcing after `graceMs`. */
+export function shutdownServer(server: Server, graceMs = 2_000): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}

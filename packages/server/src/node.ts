@@ -1,0 +1,300 @@
+// A Weir node: the composition root that wires the libraries into one process, by role.
+//
+//   controller role: RaftNode over RaftStorage (<data.dir>/__cluster_metadata) with the gRPC
+//     transport, the QuorumController as its state machine, LogFetchServer for observers, and
+//     the ControllerService, all on the controller listener (9093); timers for broker session
+//     expiry, preferred-leader elections and snapshots.
+//   broker role: a RaftObserver following the metadata log into a BrokerMetadataListener, the
+//     BrokerLifecycle (register, heartbeat, controlled shutdown), and the AdminService on the
+//     broker listener (9092).
+//   both: the HTTP listener (8080) with /healthz, /readyz and /metrics.
+//
+// A combined node's broker follows the log through FetchLog like any other broker: one code
+// path for both deployments, at the price of a loopback call per commit.
+
+import { join } from 'node:path';
+import { Server } from '@grpc/grpc-js';
+import { QuorumController } from '@weir/controller';
+import { proto } from '@weir/protocol';
+import {
+  GrpcRaftTransport,
+  LogFetchServer,
+  RaftNode,
+  RaftObserver,
+  RaftStorage,
+  type QuorumVoter,
+  checkVoterMembership,
+} from '@weir/raft';
+import { type DirectoryLock, acquireDirectoryLock } from '@weir/storage';
+import type { Logger } from 'pino';
+import { BrokerLifecycle } from './broker/broker-lifecycle.js';
+import { adminServiceHandlers } from './broker/admin-service.js';
+import { ControllerChannel } from './broker/controller-channel.js';
+import { BrokerMetadataListener } from './broker/metadata-listener.js';
+import { controllerServiceHandlers } from './controller/controller-service.js';
+import type { ProcessRole } from './config/schema.js';
+import { SERVER_GRPC_OPTIONS, bindServer, shutdownServer } from './grpc.js';
+
+/** What a node needs to start: ServerConfig with the cluster id resolved from meta.properties. */
+export interface NodeOptions {
+  readonly nodeId: number;
+  readonly clusterId: string;
+  readonly processRoles: readonly ProcessRole[];
+  /** controller.quorum.voters, as parseQuorumVoters returns it. */
+  readonly quorumVoters: readonly QuorumVoter[];
+  readonly dataDir: string;
+  readonly listenHost: string;
+  readonly advertisedHost: string;
+  readonly brokerPort: number;
+  readonly controllerPort: number;
+  readonly rack: string | undefined;
+  readonly brokerSessionTimeoutMs: number;
+  readonly brokerHeartbeatIntervalMs: number;
+  readonly controllerQuorumTickMs: number;
+  readonly controllerQuorumElectionTicks: number;
+  readonly controllerQuorumHeartbeatTicks: number;
+  readonly numPartitions: number;
+  readonly defaultReplicationFactor: number;
+  readonly leaderImbalanceCheckIntervalMs: number;
+  readonly controlledShutdownTimeoutMs: number;
+  readonly metadataSnapshotIntervalRecords: number;
+}
+
+export const METADATA_LOG_DIRECTORY = '__cluster_metadata';
+/** How often the active controller checks broker sessions (and the preferred-leader timer). */
+const CONTROLLER_TICK_MS = 250;
+
+interface ControllerRole {
+  readonly storage: RaftStorage;
+  readonly transport: GrpcRaftTransport;
+  readonly raft: RaftNode;
+  readonly controller: QuorumController;
+  readonly server: Server;
+  readonly timer: NodeJS.Timeout;
+}
+
+interface BrokerRole {
+  readonly listener: BrokerMetadataListener;
+  readonly observer: RaftObserver;
+  readonly channel: ControllerChannel;
+  readonly lifecycle: BrokerLifecycle;
+  readonly server: Server;
+}
+
+export class WeirNode {
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly options: NodeOptions,
+    private readonly logger: Logger,
+    private readonly lock: DirectoryLock,
+    readonly controllerRole: ControllerRole | undefined,
+    readonly brokerRole: BrokerRole | undefined,
+    /** The ports actually bound (differ from the options when those ask for port 0). */
+    readonly ports: { readonly broker?: number; readonly controller?: number },
+  ) {}
+
+  /** Starts every role of the node; throws (after undoing what started) when one fails. */
+  static async start(options: NodeOptions, logger: Logger): Promise<WeirNode> {
+    const lock = await acquireDirectoryLock(options.dataDir);
+    let controllerRole: ControllerRole | undefined;
+    try {
+      const ports: { broker?: number; controller?: number } = {};
+      if (options.processRoles.includes('controller')) {
+        controllerRole = await startController(options, logger);
+        ports.controller = await bindServer(
+          controllerRole.server,
+          options.listenHost,
+          options.controllerPort,
+        );
+      }
+      let brokerRole: BrokerRole | undefined;
+      if (options.processRoles.includes('broker')) {
+        brokerRole = startBroker(options, logger);
+        ports.broker = await bindServer(brokerRole.server, options.listenHost, options.brokerPort);
+        brokerRole.lifecycle.start();
+      }
+      logger.info({ roles: options.processRoles, ports }, 'node started');
+      return new WeirNode(options, logger, lock, controllerRole, brokerRole, ports);
+    } catch (error) {
+      if (controllerRole !== undefined) await stopController(controllerRole);
+      await lock.release();
+      throw error;
+    }
+  }
+
+  /** Whether the node serves what its roles promise, and if not, why. */
+  readiness(): { ready: boolean; reason?: string } {
+    const raft = this.controllerRole?.raft;
+    if (raft !== undefined && raft.leaderId < 0) {
+      return { ready: false, reason: 'the metadata quorum has no leader yet' };
+    }
+    const lifecycle = this.brokerRole?.lifecycle;
+    if (lifecycle !== undefined && lifecycle.state !== 'running') {
+      return { ready: false, reason: `the broker is ${lifecycle.state}` };
+    }
+    return { ready: true };
+  }
+
+  /**
+   * Stops the node: a broker first moves its leaderships away (controlled shutdown), then every
+   * listener and store closes. Safe to call more than once.
+   */
+  shutdown(): Promise<void> {
+    this.stopping ??= this.stopRoles();
+    return this.stopping;
+  }
+
+  private async stopRoles(): Promise<void> {
+    const broker = this.brokerRole;
+    if (broker !== undefined) {
+      const { remainingLeaderships } = await broker.lifecycle.shutdown(
+        this.options.controlledShutdownTimeoutMs,
+      );
+      this.logger.info({ remainingLeaderships }, 'controlled shutdown done');
+      await shutdownServer(broker.server);
+      await broker.observer.stop();
+      broker.channel.close();
+    }
+    if (this.controllerRole !== undefined) await stopController(this.controllerRole);
+    await this.lock.release();
+    this.logger.info('node stopped');
+  }
+}
+
+async function startController(options: NodeOptions, logger: Logger): Promise<ControllerRole> {
+  const { nodeId, clusterId, quorumVoters } = options;
+  checkVoterMembership(nodeId, quorumVoters);
+  const voterAddresses = addressesOf(quorumVoters);
+  const storage = await RaftStorage.open(join(options.dataDir, METADATA_LOG_DIRECTORY), {
+    nodeId,
+    clusterId,
+  });
+  const peers = new Map([...voterAddresses].filter(([id]) => id !== nodeId));
+  const transport = new GrpcRaftTransport({ nodeId, clusterId, peers });
+  const controller = new QuorumController({
+    nodeId,
+    brokerSessionTimeoutMs: options.brokerSessionTimeoutMs,
+    defaultPartitions: options.numPartitions,
+    defaultReplicationFactor: options.defaultReplicationFactor,
+    leaderImbalanceCheckIntervalMs: options.leaderImbalanceCheckIntervalMs,
+  });
+  const raft = await RaftNode.start({
+    id: nodeId,
+    voters: quorumVoters.map((voter) => voter.id),
+    storage,
+    transport,
+    stateMachine: controller,
+    tickMs: options.controllerQuorumTickMs,
+    raft: {
+      electionTicks: options.controllerQuorumElectionTicks,
+      heartbeatTicks: options.controllerQuorumHeartbeatTicks,
+    },
+    onRoleChange: (role, leaderId, term) =>
+      logger.info({ role, leaderId, term }, 'metadata quorum role changed'),
+  });
+  controller.attach(raft);
+  const server = new Server(SERVER_GRPC_OPTIONS);
+  const fetchServer = new LogFetchServer(raft, { clusterId });
+  server.addService(proto.weir.raft.RaftServiceService, {
+    ...transport.serverHandlers(),
+    ...fetchServer.handlers(),
+  });
+  server.addService(
+    proto.weir.controller.ControllerServiceService,
+    controllerServiceHandlers({ clusterId, controller, raft }),
+  );
+  const snapshots = new SnapshotPolicy(raft, controller, options.metadataSnapshotIntervalRecords);
+  const timer = setInterval(() => {
+    controller.tick().then(
+      ({ fencedBrokers }) => {
+        if (fencedBrokers.length > 0) logger.info({ fencedBrokers }, 'fenced expired brokers');
+      },
+      (error: unknown) => logger.debug({ err: error }, 'controller tick failed'),
+    );
+    snapshots
+      .maybeSnapshot()
+      .catch((error: unknown) => logger.warn({ err: error }, 'metadata snapshot failed'));
+  }, CONTROLLER_TICK_MS);
+  return { storage, transport, raft, controller, server, timer };
+}
+
+async function stopController(role: ControllerRole): Promise<void> {
+  clearInterval(role.timer);
+  await shutdownServer(role.server, 500);
+  await role.raft.stop();
+  role.transport.close();
+  await role.storage.close();
+}
+
+function startBroker(options: NodeOptions, logger: Logger): BrokerRole {
+  const { nodeId, clusterId } = options;
+  const voters = addressesOf(options.quorumVoters);
+  const listener = new BrokerMetadataListener(nodeId, logger);
+  const observer = RaftObserver.start({
+    nodeId,
+    clusterId,
+    voters,
+    stateMachine: listener,
+    onError: (voter, error) => logger.debug({ voter, err: error }, 'metadata fetch failed'),
+  });
+  const channel = new ControllerChannel({ voters });
+  const lifecycle = new BrokerLifecycle({
+    brokerId: nodeId,
+    clusterId,
+    endpoints: [{ name: 'BROKER', host: options.advertisedHost, port: options.brokerPort }],
+    rack: options.rack,
+    channel,
+    metadataOffset: () => listener.image.offset,
+    heartbeatIntervalMs: options.brokerHeartbeatIntervalMs,
+    logger,
+  });
+  const server = new Server(SERVER_GRPC_OPTIONS);
+  server.addService(
+    proto.weir.admin.AdminServiceService,
+    adminServiceHandlers({
+      clusterId,
+      image: () => listener.image,
+      controllerId: () => observer.leaderId ?? -1,
+      channel,
+    }),
+  );
+  return { listener, observer, channel, lifecycle, server };
+}
+
+/** host:port (brackets around IPv6 hosts) of each voter, by node id. */
+export function addressesOf(voters: readonly QuorumVoter[]): Map<number, string> {
+  return new Map(
+    voters.map(({ id, host, port }) => [
+      id,
+      host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
+    ]),
+  );
+}
+
+/**
+ * Snapshots the controller's image every `intervalRecords` applied entries, so the Raft log is
+ * truncated and a restarted node or a new observer replays a snapshot plus a short tail.
+ */
+class SnapshotPolicy {
+  private lastSnapshotIndex = 0;
+  private running = false;
+
+  constructor(
+    private readonly raft: RaftNode,
+    private readonly controller: QuorumController,
+    private readonly intervalRecords: number,
+  ) {}
+
+  async maybeSnapshot(): Promise<void> {
+    const offset = Number(this.controller.image.offset);
+    if (this.running || offset - this.lastSnapshotIndex < this.intervalRecords) return;
+    this.running = true;
+    try {
+      await this.raft.snapshot(offset, this.controller.snapshotData());
+      this.lastSnapshotIndex = offset;
+    } finally {
+      this.running = false;
+    }
+  }
+}
