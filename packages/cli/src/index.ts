@@ -1,1 +1,2 @@
-export {};
+export { type CliIo, buildProgram, runCli } from './program.js';
+export { formatTable } from './output.js';

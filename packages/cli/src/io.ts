@@ -1,0 +1,9 @@
+/**
+ * Where the weir command reads and writes: the process's streams and environment in the
+ * executable, buffers in tests.
+ */
+export interface CliIo {
+  readonly stdout: { write(chunk: string): unknown };
+  readonly stderr: { write(chunk: string): unknown };
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
