@@ -21,6 +21,8 @@ export interface DevClusterOptions {
   readonly weirCommand: readonly string[];
   /** Extra `weir server` flags for every node (e.g. a shorter session timeout in tests). */
   readonly serverArgs?: readonly string[];
+  /** The nodes' environment; this process's by default. */
+  readonly env?: NodeJS.ProcessEnv;
   /** Where each node's log lines go, prefixed. */
   readonly onLog: (nodeId: number, line: string) => void;
   /** A node exited while the cluster was not stopping. */
@@ -206,7 +208,11 @@ export class DevCluster {
     const [command, ...rest] = args;
     // Each node in its own process group: a Ctrl-C in the terminal reaches `weir dev` alone,
     // which then stops the nodes one orderly SIGTERM each.
-    const child = spawn(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(command!, rest, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+      env: this.options.env ?? process.env,
+    });
     this.children.set(node.id, child);
     for (const stream of [child.stdout, child.stderr]) {
       createInterface({ input: stream }).on('line', (line) => this.options.onLog(node.id, line));
