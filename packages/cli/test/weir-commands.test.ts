@@ -39,7 +39,18 @@ describe('weir dev', () => {
     const base = await freeBasePort(3);
     const dev = spawn(
       WEIR_COMMAND[0]!,
-      [...WEIR_COMMAND.slice(1), 'dev', '--base-port', String(base), '--data-dir', dir],
+      [
+        ...WEIR_COMMAND.slice(1),
+        'dev',
+        '--base-port',
+        String(base),
+        '--data-dir',
+        dir,
+        // Extra `weir server` flags for every node.
+        '--',
+        '--log-format',
+        'json',
+      ],
       { env: WEIR_ENV, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const exited = new Promise<number | null>((resolve) => dev.once('exit', resolve));
@@ -56,9 +67,11 @@ describe('weir dev', () => {
       expect(ready).toBe(
         `cluster ready: bootstrap=127.0.0.1:${base},127.0.0.1:${base + 10},127.0.0.1:${base + 20}`,
       );
-      // Every node's log lines come prefixed with its name.
+      // Every node's log lines come prefixed with its name, and the extra flag reached them.
       for (const id of [1, 2, 3]) {
-        expect(lines.some((line) => line.startsWith(`[node-${id}] `))).toBe(true);
+        const own = lines.filter((line) => line.startsWith(`[node-${id}] `));
+        expect(own.length).toBeGreaterThan(0);
+        for (const line of own) expect(line).toMatch(/^\[node-\d\] \{"level":/);
       }
       const file = JSON.parse(await readFile(join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
       expect(

@@ -345,7 +345,10 @@ export class QuorumController implements StateMachine {
       const broker = checkBrokerEpoch(image, request.brokerId, request.brokerEpoch);
       this.sessions.set(broker.brokerId, this.clock());
       const isCaughtUp = request.caughtUpToOffset >= image.offset;
-      if (!broker.fenced || !isCaughtUp) return { isCaughtUp, isFenced: broker.fenced };
+      // A broker in controlled shutdown stays as it is: fenced ones are going away.
+      if (!broker.fenced || !isCaughtUp || broker.inControlledShutdown) {
+        return { isCaughtUp, isFenced: broker.fenced };
+      }
       const isLive = liveIn(image);
       const leaders = electOfflineLeaders(image, {
         isLive: (id) => id === broker.brokerId || isLive(id),
@@ -501,7 +504,11 @@ export class QuorumController implements StateMachine {
       this.sessions.set(broker.brokerId, this.clock());
       const decision = controlledShutdown(image, broker.brokerId, { isLive: liveIn(image) });
       const records = partitionChangeRecords(decision.records);
-      if (!broker.inControlledShutdown) {
+      // Once it leads nothing the broker may go: it is fenced at once (as KRaft does when a
+      // heartbeat's wantShutDown is granted), so that its next incarnation can register without
+      // waiting for this one's session to run out.
+      const done = decision.remainingLeaderships.length === 0;
+      if (!broker.inControlledShutdown || (done && !broker.fenced)) {
         records.unshift(
           metadataRecord({
             $case: 'brokerRegistrationChange',
@@ -509,11 +516,13 @@ export class QuorumController implements StateMachine {
               brokerId: broker.brokerId,
               brokerEpoch: broker.brokerEpoch,
               inControlledShutdown: true,
+              ...(done ? { fenced: true } : {}),
             },
           }),
         );
       }
       await this.commitIfAny(records);
+      if (done) this.sessions.delete(broker.brokerId);
       return { remainingLeaderships: decision.remainingLeaderships.length };
     });
   }

@@ -353,6 +353,33 @@ describe('QuorumController.controlledShutdown', () => {
     const replicas = partitionsOf(controller.image, 'later').flatMap((p) => p.replicas);
     expect(replicas).not.toContain(102);
   });
+
+  it('fences a broker that leads nothing any more, so its next incarnation registers at once', async () => {
+    const controller = await start();
+    const epochs = await registerCaughtUpBrokers(controller);
+    await controller.createTopics([{ name: 'orders', partitions: 3, replicationFactor: 3 }]);
+    const request = { brokerId: 102, brokerEpoch: epochs.get(102)! };
+
+    expect(await controller.controlledShutdown(request)).toEqual({ remainingLeaderships: 0 });
+    for (const image of await sameOnEveryVoter(controller)) {
+      expect(image.broker(102)).toMatchObject({ inControlledShutdown: true, fenced: true });
+    }
+    // Its heartbeats until it exits do not unfence it.
+    expect(await heartbeat(controller, 102, request.brokerEpoch)).toMatchObject({
+      isFenced: true,
+    });
+    expect(controller.image.broker(102)?.fenced).toBe(true);
+
+    // The restarted process (a new incarnation) is not refused as a duplicate, and its
+    // registration ends the controlled shutdown.
+    const epoch = await registerBroker(controller, 102, 'incarnation-102-restarted');
+    expect(await heartbeat(controller, 102, epoch)).toMatchObject({ isFenced: false });
+    expect(controller.image.broker(102)).toMatchObject({
+      incarnationId: 'incarnation-102-restarted',
+      inControlledShutdown: false,
+      fenced: false,
+    });
+  });
 });
 
 describe('QuorumController.allocateProducerIds', () => {

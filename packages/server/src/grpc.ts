@@ -11,7 +11,7 @@ import {
   ServerCredentials,
   type handleUnaryCall,
 } from '@grpc/grpc-js';
-import { fromServiceError, toServiceError } from '@weir/protocol';
+import { ErrorCode, WeirError, fromServiceError, toServiceError } from '@weir/protocol';
 
 const MiB = 1024 * 1024;
 
@@ -74,13 +74,31 @@ export function callUnary<Request, Response>(
   });
 }
 
-/** Binds a server on host:port; resolves with the port bound (useful with port 0). */
-export function bindServer(server: Server, host: string, port: number): Promise<number> {
+/**
+ * Binds a server on host:port; resolves with the port bound (useful with port 0). A port in use
+ * is an INVALID_CONFIG naming the listener, not grpc-js's "No address added".
+ */
+export function bindServer(
+  server: Server,
+  host: string,
+  port: number,
+  listener: string,
+): Promise<number> {
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   return new Promise((resolve, reject) =>
-    server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    ),
+    server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) => {
+      if (error === null) return resolve(bound);
+      const inUse = /EADDRINUSE/.test(error.message);
+      reject(
+        new WeirError(
+          ErrorCode.INVALID_CONFIG,
+          inUse
+            ? `cannot listen on ${address} (${listener}): the port is in use; stop what holds it or choose another port`
+            : `cannot listen on ${address} (${listener}): ${error.message}`,
+          { cause: error },
+        ),
+      );
+    }),
   );
 }
 

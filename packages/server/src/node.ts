@@ -74,6 +74,8 @@ interface ControllerRole {
 }
 
 interface BrokerRole {
+  /** The bound broker port, the one the broker registers. */
+  readonly port: number;
   readonly listener: BrokerMetadataListener;
   readonly observer: RaftObserver;
   readonly channel: ControllerChannel;
@@ -106,12 +108,13 @@ export class WeirNode {
           controllerRole.server,
           options.listenHost,
           options.controllerPort,
+          'controller.port',
         );
       }
       let brokerRole: BrokerRole | undefined;
       if (options.processRoles.includes('broker')) {
-        brokerRole = startBroker(options, logger);
-        ports.broker = await bindServer(brokerRole.server, options.listenHost, options.brokerPort);
+        brokerRole = await startBroker(options, logger);
+        ports.broker = brokerRole.port;
         brokerRole.lifecycle.start();
       }
       logger.info({ roles: options.processRoles, ports }, 'node started');
@@ -227,27 +230,21 @@ async function stopController(role: ControllerRole): Promise<void> {
   await role.storage.close();
 }
 
-function startBroker(options: NodeOptions, logger: Logger): BrokerRole {
+/**
+ * Starts following the metadata log and binds the broker listener; the broker registers the
+ * port it really got (port 0 picks one).
+ */
+async function startBroker(options: NodeOptions, logger: Logger): Promise<BrokerRole> {
   const { nodeId, clusterId } = options;
   const voters = addressesOf(options.quorumVoters);
   const listener = new BrokerMetadataListener(nodeId, logger);
+  const channel = new ControllerChannel({ voters });
   const observer = RaftObserver.start({
     nodeId,
     clusterId,
     voters,
     stateMachine: listener,
     onError: (voter, error) => logger.debug({ voter, err: error }, 'metadata fetch failed'),
-  });
-  const channel = new ControllerChannel({ voters });
-  const lifecycle = new BrokerLifecycle({
-    brokerId: nodeId,
-    clusterId,
-    endpoints: [{ name: 'BROKER', host: options.advertisedHost, port: options.brokerPort }],
-    rack: options.rack,
-    channel,
-    metadataOffset: () => listener.image.offset,
-    heartbeatIntervalMs: options.brokerHeartbeatIntervalMs,
-    logger,
   });
   const server = new Server(SERVER_GRPC_OPTIONS);
   server.addService(
@@ -259,7 +256,25 @@ function startBroker(options: NodeOptions, logger: Logger): BrokerRole {
       channel,
     }),
   );
-  return { listener, observer, channel, lifecycle, server };
+  let port: number;
+  try {
+    port = await bindServer(server, options.listenHost, options.brokerPort, 'broker.port');
+  } catch (error) {
+    await observer.stop();
+    channel.close();
+    throw error;
+  }
+  const lifecycle = new BrokerLifecycle({
+    brokerId: nodeId,
+    clusterId,
+    endpoints: [{ name: 'BROKER', host: options.advertisedHost, port }],
+    rack: options.rack,
+    channel,
+    metadataOffset: () => listener.image.offset,
+    heartbeatIntervalMs: options.brokerHeartbeatIntervalMs,
+    logger,
+  });
+  return { port, listener, observer, channel, lifecycle, server };
 }
 
 /** host:port (brackets around IPv6 hosts) of each voter, by node id. */

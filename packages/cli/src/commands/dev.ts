@@ -2,8 +2,9 @@
 // Prints `cluster ready: bootstrap=...` once every node is ready, prefixes each node's log
 // lines, reports a node that dies, and stops every node cleanly on Ctrl-C.
 
+import { ErrorCode, WeirError } from '@weir/protocol';
 import { InvalidArgumentError, type Command } from 'commander';
-import { DevCluster } from '../dev/dev-cluster.js';
+import { DevCluster, MAX_DEV_NODES } from '../dev/dev-cluster.js';
 import type { CliIo } from '../io.js';
 
 interface DevFlags {
@@ -19,18 +20,23 @@ export function registerDevCommand(program: Command, io: CliIo): void {
   program
     .command('dev')
     .description('start a local cluster of combined broker+controller nodes as child processes')
-    .option('--nodes <n>', 'how many nodes (1-9)', integer('--nodes'), 3)
+    .option(
+      '--nodes <n>',
+      `how many nodes (1-${MAX_DEV_NODES})`,
+      integer('--nodes', 1, MAX_DEV_NODES),
+      3,
+    )
     .option(
       '--base-port <port>',
       'node i listens on base+10(i-1) (broker), +1 (controller) and +2 (HTTP)',
-      integer('--base-port'),
+      integer('--base-port', 1, 65_535),
       9092,
     )
     .option('--data-dir <dir>', 'where the nodes keep their data and cluster.json', '.weir')
     .option(
       '--ready-timeout-ms <ms>',
       'give up if the cluster is not ready by then',
-      integer('--ready-timeout-ms'),
+      integer('--ready-timeout-ms', 1, Number.MAX_SAFE_INTEGER),
       DEFAULT_READY_TIMEOUT_MS,
     )
     .addHelpText(
@@ -46,6 +52,8 @@ export function registerDevCommand(program: Command, io: CliIo): void {
         '',
       ].join('\n'),
     )
+    // Operands after `--` are `weir server` flags for every node.
+    .allowExcessArguments(true)
     .action(async (flags: DevFlags, command: Command) => {
       await runDev(flags, command.args, io);
     });
@@ -53,6 +61,8 @@ export function registerDevCommand(program: Command, io: CliIo): void {
 
 async function runDev(flags: DevFlags, serverArgs: readonly string[], io: CliIo): Promise<void> {
   const width = String(flags.nodes).length;
+  let running = flags.nodes;
+  let allExited: (() => void) | undefined;
   const cluster = new DevCluster({
     nodes: flags.nodes,
     basePort: flags.basePort,
@@ -61,12 +71,14 @@ async function runDev(flags: DevFlags, serverArgs: readonly string[], io: CliIo)
     weirCommand: [process.execPath, ...process.execArgv, process.argv[1]!],
     serverArgs,
     onLog: (nodeId, line) => io.stdout.write(`[node-${String(nodeId).padStart(width)}] ${line}\n`),
-    onNodeExit: (nodeId, code, signal) =>
+    onNodeExit: (nodeId, code, signal) => {
       io.stderr.write(
         `weir dev: node ${nodeId} exited (${signal ?? `code ${code}`}); it is not restarted. Ctrl-C stops the others.\n`,
-      ),
+      );
+      if (--running === 0) allExited?.();
+    },
   });
-  const stopped = new Promise<void>((resolve) => {
+  const stopped = new Promise<void>((resolve, reject) => {
     let stopping = false;
     const stop = (): void => {
       if (stopping) return;
@@ -74,9 +86,15 @@ async function runDev(flags: DevFlags, serverArgs: readonly string[], io: CliIo)
       io.stderr.write('weir dev: stopping every node (controlled shutdown)\n');
       cluster.stop().then(resolve, resolve);
     };
+    allExited = () =>
+      reject(
+        new WeirError(ErrorCode.BROKER_NOT_AVAILABLE, 'every node has exited; see the logs above'),
+      );
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  // Until the cluster is ready, a failure is reported by waitUntilReady instead.
+  stopped.catch(() => undefined);
   await cluster.start();
   try {
     await cluster.waitUntilReady(flags.readyTimeoutMs);
@@ -89,9 +107,12 @@ async function runDev(flags: DevFlags, serverArgs: readonly string[], io: CliIo)
   io.stderr.write('weir dev: all nodes stopped\n');
 }
 
-function integer(flag: string): (value: string) => number {
+function integer(flag: string, min: number, max: number): (value: string) => number {
   return (value) => {
-    if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${flag} must be a whole number`);
-    return Number(value);
+    const number = Number(value);
+    if (!/^\d+$/.test(value) || number < min || number > max) {
+      throw new InvalidArgumentError(`${flag} must be a whole number from ${min} to ${max}`);
+    }
+    return number;
   };
 }

@@ -89,7 +89,7 @@ function registerCreate(topics: Command, io: CliIo): void {
         writeJson(io, { ...created, validateOnly });
         return;
       }
-      const shape = `${created.partitions} partitions, replication factor ${created.replicationFactor}`;
+      const shape = `${created.partitions} ${created.partitions === 1 ? 'partition' : 'partitions'}, replication factor ${created.replicationFactor}`;
       io.stdout.write(
         validateOnly
           ? `Topic ${name} can be created (${shape}); nothing was changed (--validate-only).\n`

@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { ErrorCode, WeirError } from '@weir/protocol';
 
@@ -114,6 +115,9 @@ export class DevCluster {
     await mkdir(this.options.dataDir, { recursive: true });
     this.clusterIdValue = await this.loadClusterId();
     const layout = this.layout();
+    // A port held by something else (another cluster, say) would make a node die, or worse,
+    // make the readiness check reach someone else's node.
+    await checkPortsFree(this.host, layout);
     this.voters = layout.map((node) => `${node.id}@${this.host}:${node.controllerPort}`).join(',');
     for (const node of layout) this.spawnNode(node);
     await this.writeClusterFile();
@@ -154,7 +158,7 @@ export class DevCluster {
       if (Date.now() > deadline) {
         throw new WeirError(
           ErrorCode.REQUEST_TIMED_OUT,
-          `nodes ${[...pending].join(', ')} were not ready within ${timeoutMs} ms`,
+          `${pending.size === 1 ? 'node' : 'nodes'} ${[...pending].join(', ')} not ready within ${timeoutMs} ms`,
         );
       }
       await new Promise((done) => setTimeout(done, READY_POLL_MS));
@@ -260,6 +264,32 @@ export class DevCluster {
     await writeFile(`${path}.tmp`, `${JSON.stringify(file, null, 2)}\n`);
     await rename(`${path}.tmp`, path);
   }
+}
+
+async function checkPortsFree(host: string, layout: readonly DevNodeLayout[]): Promise<void> {
+  for (const node of layout) {
+    const listeners = {
+      broker: node.brokerPort,
+      controller: node.controllerPort,
+      HTTP: node.httpPort,
+    };
+    for (const [listener, port] of Object.entries(listeners)) {
+      if (!(await portFree(host, port))) {
+        throw new WeirError(
+          ErrorCode.INVALID_CONFIG,
+          `port ${port} (node ${node.id}'s ${listener} listener) is in use; stop what holds it or pick another --base-port`,
+        );
+      }
+    }
+  }
+}
+
+function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
 }
 
 async function isReady(host: string, port: number): Promise<boolean> {

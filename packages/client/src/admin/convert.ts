@@ -29,9 +29,10 @@ function nodeOrNull(id: number): number | null {
   return id < 0 ? null : id;
 }
 
+/** Fenced wins: a broker that finished its controlled shutdown is fenced, and serves nothing. */
 function brokerState(broker: proto.weir.controller.BrokerDescription): BrokerState {
-  if (broker.inControlledShutdown) return 'shutting-down';
-  return broker.fenced ? 'fenced' : 'unfenced';
+  if (broker.fenced) return 'fenced';
+  return broker.inControlledShutdown ? 'shutting-down' : 'unfenced';
 }
 
 function broker(message: proto.weir.controller.BrokerDescription): BrokerDescription {

@@ -11,9 +11,10 @@ export interface BrokerEndpoint {
 }
 
 /**
- * `fenced`: registered but not yet caught up with the metadata log (or its session lapsed), so
- * it leads no partition and is in no ISR; `shutting-down`: moving its leaderships away before
- * it exits (controlled shutdown); `unfenced`: serving.
+ * `fenced`: registered but not yet caught up with the metadata log, or its session lapsed, or
+ * its controlled shutdown finished, so it leads no partition and is in no ISR;
+ * `shutting-down`: moving its leaderships away before it exits (controlled shutdown);
+ * `unfenced`: serving.
  */
 export type BrokerState = 'unfenced' | 'fenced' | 'shutting-down';
 

@@ -6,7 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { BrokerEndpoint } from '@weir/metadata';
-import { ErrorCode, isWeirError } from '@weir/protocol';
+import { ErrorCode, errorName, isWeirError } from '@weir/protocol';
 import type { Logger } from 'pino';
 import { Controller, type ControllerChannel } from './controller-channel.js';
 
@@ -35,6 +35,7 @@ export class BrokerLifecycle {
   private running = true;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
+  private lastFailure: string | undefined;
 
   constructor(private readonly options: BrokerLifecycleOptions) {}
 
@@ -110,6 +111,7 @@ export class BrokerLifecycle {
         rack,
       });
       this.epoch = brokerEpoch;
+      this.lastFailure = undefined;
       if (this.currentState === 'starting' || this.currentState === 'running') {
         this.currentState = 'fenced';
       }
@@ -119,8 +121,9 @@ export class BrokerLifecycle {
       );
     } catch (error) {
       // INCONSISTENT_CLUSTER_ID and DUPLICATE_BROKER_REGISTRATION will not fix themselves, but
-      // the operator sees them in the log and may fix the other side; keep trying.
-      logger.warn({ err: error }, 'broker registration failed; retrying');
+      // the operator sees them in the log and may fix the other side; keep trying, and say so
+      // once per distinct reason rather than every attempt.
+      this.warnOnce('broker registration failed; retrying', error);
     }
   }
 
@@ -132,6 +135,7 @@ export class BrokerLifecycle {
         brokerEpoch: this.epoch!,
         metadataOffset: metadataOffset(),
       });
+      this.lastFailure = undefined;
       if (this.currentState === 'shutting-down') return;
       const next: BrokerState = response.isFenced ? 'fenced' : 'running';
       if (next !== this.currentState) {
@@ -148,8 +152,18 @@ export class BrokerLifecycle {
         if (this.currentState !== 'shutting-down') this.currentState = 'fenced';
         return;
       }
-      logger.warn({ err: error }, 'broker heartbeat failed');
+      this.warnOnce('broker heartbeat failed', error);
     }
+  }
+
+  /** Warns about a failure unless the previous one had the same reason (then: debug). */
+  private warnOnce(message: string, error: unknown): void {
+    const reason = error instanceof Error ? error.message : String(error);
+    const repeated = reason === this.lastFailure;
+    this.lastFailure = reason;
+    const fields = isWeirError(error) ? { code: errorName(error.code), reason } : { err: error };
+    if (repeated) this.options.logger.debug(fields, message);
+    else this.options.logger.warn(fields, message);
   }
 
   private sleep(ms: number): Promise<void> {
