@@ -747,7 +747,14 @@ export class QuorumController implements StateMachine {
     previous: BrokerRegistration | undefined,
     incarnationId: string,
   ): void {
-    if (previous === undefined || previous.fenced || previous.incarnationId === incarnationId) {
+    // A broker in controlled shutdown has said it is going away: a new incarnation replaces it
+    // (its registration fences the old one) rather than waiting out the old one's session.
+    if (
+      previous === undefined ||
+      previous.fenced ||
+      previous.inControlledShutdown ||
+      previous.incarnationId === incarnationId
+    ) {
       return;
     }
     const lastContactMs = this.sessions.get(previous.brokerId);

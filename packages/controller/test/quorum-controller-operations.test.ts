@@ -352,6 +352,17 @@ describe('QuorumController.controlledShutdown', () => {
     expect(later!.errorCode).toBe(ErrorCode.NONE);
     const replicas = partitionsOf(controller.image, 'later').flatMap((p) => p.replicas);
     expect(replicas).not.toContain(102);
+
+    // Still leading its RF-1 partition, it is not fenced; but it has announced that it goes, so
+    // a new incarnation replaces it without waiting for its session to run out.
+    expect(controller.image.broker(102)?.fenced).toBe(false);
+    const replacement = await registerBroker(controller, 102, 'incarnation-102-next');
+    expect(controller.image.broker(102)).toMatchObject({
+      incarnationId: 'incarnation-102-next',
+      brokerEpoch: replacement,
+      inControlledShutdown: false,
+      fenced: true,
+    });
   });
 
   it('fences a broker that leads nothing any more, so its next incarnation registers at once', async () => {
