@@ -3,10 +3,10 @@
 // node or another cluster, which would otherwise mix logs of unrelated partitions or clusters.
 // Weir formats a data dir on the first start given --cluster-id instead of a separate command.
 
-import type { FileHandle } from 'node:fs/promises';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorCode, WeirError } from '@weir/protocol';
+import { storageError, syncDirectory, writeFileAtomically } from '@weir/storage';
 import { formatProperties, parseProperties } from './config/properties.js';
 import { CLUSTER_ID_PATTERN } from './config/schema.js';
 
@@ -53,7 +53,7 @@ export async function ensureMetaProperties(
     }
     const meta = { clusterId, nodeId };
     await createDirectory(dataDir);
-    await writeAtomically(path, encodeMetaProperties(meta));
+    await writeFileAtomically(path, encodeMetaProperties(meta));
     return meta;
   }
   if (stored.nodeId !== nodeId) {
@@ -138,13 +138,6 @@ function corrupt(path: string, problem: string, cause?: unknown): WeirError {
   );
 }
 
-function storageError(action: string, path: string, cause: unknown): WeirError {
-  const reason = cause instanceof Error ? cause.message : String(cause);
-  return new WeirError(ErrorCode.KAFKA_STORAGE_ERROR, `could not ${action} ${path}: ${reason}`, {
-    cause,
-  });
-}
-
 /** Creates `dir` and its missing parents, making each new directory entry durable. */
 async function createDirectory(dir: string): Promise<void> {
   try {
@@ -158,34 +151,5 @@ async function createDirectory(dir: string): Promise<void> {
     }
   } catch (error) {
     throw storageError('create', dir, error);
-  }
-}
-
-/** tmp + fsync + rename + fsync of the directory: a crash leaves no file or the whole file. */
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const tmpPath = `${path}.tmp`;
-  try {
-    const handle = await open(tmpPath, 'w');
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmpPath, path);
-    await syncDirectory(dirname(path));
-  } catch (error) {
-    await rm(tmpPath, { force: true }).catch(() => undefined);
-    throw storageError('write', path, error);
-  }
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } finally {
-    await handle?.close();
   }
 }

@@ -32,33 +32,16 @@ import { adminServiceHandlers } from './broker/admin-service.js';
 import { ControllerChannel } from './broker/controller-channel.js';
 import { BrokerMetadataListener } from './broker/metadata-listener.js';
 import { controllerServiceHandlers } from './controller/controller-service.js';
-import type { ProcessRole } from './config/schema.js';
+import type { ServerConfig } from './config/schema.js';
 import { SERVER_GRPC_OPTIONS, bindServer, shutdownServer } from './grpc.js';
 
 /** What a node needs to start: ServerConfig with the cluster id resolved from meta.properties. */
-export interface NodeOptions {
-  readonly nodeId: number;
+export type NodeOptions = Omit<
+  ServerConfig,
+  'clusterId' | 'httpPort' | 'logLevel' | 'logFormat'
+> & {
   readonly clusterId: string;
-  readonly processRoles: readonly ProcessRole[];
-  /** controller.quorum.voters, as parseQuorumVoters returns it. */
-  readonly quorumVoters: readonly QuorumVoter[];
-  readonly dataDir: string;
-  readonly listenHost: string;
-  readonly advertisedHost: string;
-  readonly brokerPort: number;
-  readonly controllerPort: number;
-  readonly rack: string | undefined;
-  readonly brokerSessionTimeoutMs: number;
-  readonly brokerHeartbeatIntervalMs: number;
-  readonly controllerQuorumTickMs: number;
-  readonly controllerQuorumElectionTicks: number;
-  readonly controllerQuorumHeartbeatTicks: number;
-  readonly numPartitions: number;
-  readonly defaultReplicationFactor: number;
-  readonly leaderImbalanceCheckIntervalMs: number;
-  readonly controlledShutdownTimeoutMs: number;
-  readonly metadataSnapshotIntervalRecords: number;
-}
+};
 
 export const METADATA_LOG_DIRECTORY = '__cluster_metadata';
 /** How often the active controller checks broker sessions (and the preferred-leader timer). */

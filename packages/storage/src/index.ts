@@ -1,4 +1,5 @@
 export { type DirectoryLock, acquireDirectoryLock } from './directory-lock.js';
+export { storageError, syncDirectory, writeFileAtomically } from './checkpoint-file.js';
 export { LeaderEpochCache, type EpochEndOffset, type EpochEntry } from './leader-epoch-cache.js';
 export { DEFAULT_LOG_CONFIG, type FlushPolicy, type LogConfig, logConfig } from './log-config.js';
 export {
