@@ -50,6 +50,7 @@ export const MAX_DEV_NODES = 9;
 const PORT_STRIDE = 10;
 const READY_POLL_MS = 100;
 const STOP_GRACE_MS = 40_000;
+const DEV_CONTROLLED_SHUTDOWN_TIMEOUT_MS = 5_000;
 
 export class DevCluster {
   private readonly children = new Map<number, ChildProcess>();
@@ -207,6 +208,10 @@ export class DevCluster {
       String(node.httpPort),
       '--log-format',
       'pretty',
+      // When every node stops at once, the last ones may find no quorum left to move their
+      // leaderships; a dev cluster should not wait the production default of 30 s for that.
+      '--controlled-shutdown-timeout-ms',
+      String(DEV_CONTROLLED_SHUTDOWN_TIMEOUT_MS),
       ...(this.options.serverArgs ?? []),
     ];
     const [command, ...rest] = args;

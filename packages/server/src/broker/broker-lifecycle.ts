@@ -156,12 +156,16 @@ export class BrokerLifecycle {
     }
   }
 
-  /** Warns about a failure unless the previous one had the same reason (then: debug). */
+  /**
+   * Warns about a failure unless the previous one had the same error code (then: debug); the
+   * messages of one code differ in details such as a countdown.
+   */
   private warnOnce(message: string, error: unknown): void {
     const reason = error instanceof Error ? error.message : String(error);
-    const repeated = reason === this.lastFailure;
-    this.lastFailure = reason;
-    const fields = isWeirError(error) ? { code: errorName(error.code), reason } : { err: error };
+    const kind = isWeirError(error) ? errorName(error.code) : reason;
+    const repeated = kind === this.lastFailure;
+    this.lastFailure = kind;
+    const fields = isWeirError(error) ? { code: kind, reason } : { err: error };
     if (repeated) this.options.logger.debug(fields, message);
     else this.options.logger.warn(fields, message);
   }
