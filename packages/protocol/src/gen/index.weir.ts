@@ -9,4 +9,5 @@ export * as common from "./index.weir.common.js";
 export * as metadata from "./index.weir.metadata.js";
 export * as controller from "./index.weir.controller.js";
 export * as admin from "./index.weir.admin.js";
+export * as broker from "./index.weir.broker.js";
 export * as raft from "./index.weir.raft.js";
