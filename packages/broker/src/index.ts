@@ -29,3 +29,28 @@ export {
   type PurgatoryOptions,
   type TimerScheduler,
 } from './purgatory.js';
+export {
+  type DivergingEpoch,
+  type LeaderAppendResult,
+  Partition,
+  type PartitionOptions,
+  partitionKey,
+} from './replica/partition.js';
+export {
+  type CommittedState,
+  DEFAULT_REPLICA_LAG_TIME_MAX_MS,
+  type FollowerChanges,
+  ReplicaManager,
+  type ReplicaManagerOptions,
+  type ReplicaTransition,
+} from './replica/replica-manager.js';
+export {
+  type ReplicationServiceOptions,
+  replicationServiceHandlers,
+} from './replication/replication-service.js';
+export {
+  ReplicaFetcherManager,
+  type ReplicaFetcherOptions,
+} from './replication/replica-fetcher.js';
+export { type BrokerServiceOptions, brokerServiceHandlers } from './service/broker-service.js';
+export { metadataResponse } from './service/metadata-response.js';

@@ -9,9 +9,8 @@ import {
   type MethodDefinition,
   type Server,
   ServerCredentials,
-  type handleUnaryCall,
 } from '@grpc/grpc-js';
-import { ErrorCode, WeirError, fromServiceError, toServiceError } from '@weir/protocol';
+import { ErrorCode, WeirError, fromServiceError } from '@weir/protocol';
 
 const MiB = 1024 * 1024;
 
@@ -37,19 +36,7 @@ export const CLIENT_GRPC_OPTIONS: ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 1_000,
 };
 
-/** A unary handler answering with what `handler` resolves to, or the WeirError it throws. */
-export function unary<Request, Response>(
-  handler: (request: Request) => Promise<Response> | Response,
-): handleUnaryCall<Request, Response> {
-  return (call, callback) => {
-    Promise.resolve()
-      .then(() => handler(call.request))
-      .then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(toServiceError(error)),
-      );
-  };
-}
+export { unary } from '@weir/protocol';
 
 /**
  * Calls a unary method, described by its entry in a generated service definition, on any

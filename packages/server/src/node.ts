@@ -31,6 +31,7 @@ import { BrokerLifecycle } from './broker/broker-lifecycle.js';
 import { adminServiceHandlers } from './broker/admin-service.js';
 import { ControllerChannel } from './broker/controller-channel.js';
 import { BrokerMetadataListener } from './broker/metadata-listener.js';
+import { type DataPlane, startDataPlane } from './broker/data-plane.js';
 import { controllerServiceHandlers } from './controller/controller-service.js';
 import type { ServerConfig } from './config/schema.js';
 import { SERVER_GRPC_OPTIONS, bindServer, shutdownServer } from './grpc.js';
@@ -63,6 +64,7 @@ interface BrokerRole {
   readonly observer: RaftObserver;
   readonly channel: ControllerChannel;
   readonly lifecycle: BrokerLifecycle;
+  readonly dataPlane: DataPlane;
   readonly server: Server;
 }
 
@@ -139,6 +141,7 @@ export class WeirNode {
       );
       this.logger.info({ remainingLeaderships }, 'controlled shutdown done');
       await shutdownServer(broker.server);
+      await broker.dataPlane.close();
       await broker.observer.stop();
       broker.channel.close();
     }
@@ -229,35 +232,46 @@ async function startBroker(options: NodeOptions, logger: Logger): Promise<Broker
     stateMachine: listener,
     onError: (voter, error) => logger.debug({ voter, err: error }, 'metadata fetch failed'),
   });
-  const server = new Server(SERVER_GRPC_OPTIONS);
-  server.addService(
-    proto.weir.admin.AdminServiceService,
-    adminServiceHandlers({
-      clusterId,
-      image: () => listener.image,
-      controllerId: () => observer.leaderId ?? -1,
-      channel,
-    }),
-  );
-  let port: number;
-  try {
-    port = await bindServer(server, options.listenHost, options.brokerPort, 'broker.port');
-  } catch (error) {
-    await observer.stop();
-    channel.close();
-    throw error;
-  }
+  // The lifecycle exists before the listener is bound; it registers the bound port at start().
+  let port = options.brokerPort;
   const lifecycle = new BrokerLifecycle({
     brokerId: nodeId,
     clusterId,
-    endpoints: [{ name: 'BROKER', host: options.advertisedHost, port }],
+    endpoints: () => [{ name: 'BROKER', host: options.advertisedHost, port }],
     rack: options.rack,
     channel,
     metadataOffset: () => listener.image.offset,
     heartbeatIntervalMs: options.brokerHeartbeatIntervalMs,
     logger,
   });
-  return { port, listener, observer, channel, lifecycle, server };
+  const controllerId = (): number => observer.leaderId ?? -1;
+  let dataPlane: DataPlane | undefined;
+  const server = new Server(SERVER_GRPC_OPTIONS);
+  try {
+    dataPlane = await startDataPlane({
+      brokerId: nodeId,
+      clusterId,
+      dataDir: options.dataDir,
+      replicaLagTimeMaxMs: options.replicaLagTimeMaxMs,
+      listener,
+      channel,
+      brokerEpoch: () => lifecycle.brokerEpoch,
+      controllerId,
+      logger,
+    });
+    server.addService(
+      proto.weir.admin.AdminServiceService,
+      adminServiceHandlers({ clusterId, image: () => listener.image, controllerId, channel }),
+    );
+    dataPlane.addServices(server);
+    port = await bindServer(server, options.listenHost, options.brokerPort, 'broker.port');
+  } catch (error) {
+    await dataPlane?.close();
+    await observer.stop();
+    channel.close();
+    throw error;
+  }
+  return { port, listener, observer, channel, lifecycle, dataPlane, server };
 }
 
 /** host:port (brackets around IPv6 hosts) of each voter, by node id. */

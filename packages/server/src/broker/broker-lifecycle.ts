@@ -15,7 +15,8 @@ export type BrokerState = 'starting' | 'fenced' | 'running' | 'shutting-down' | 
 export interface BrokerLifecycleOptions {
   readonly brokerId: number;
   readonly clusterId: string;
-  readonly endpoints: readonly BrokerEndpoint[];
+  /** Read at each registration: the broker listener's port is known once it is bound. */
+  readonly endpoints: () => readonly BrokerEndpoint[];
   readonly rack: string | undefined;
   readonly channel: ControllerChannel;
   /** The metadata offset this broker has applied, for heartbeats. */
@@ -107,7 +108,7 @@ export class BrokerLifecycle {
         clusterId,
         brokerId,
         incarnationId: this.incarnationId,
-        endpoints: [...endpoints],
+        endpoints: [...endpoints()],
         rack,
       });
       this.epoch = brokerEpoch;

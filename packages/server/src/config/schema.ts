@@ -170,6 +170,13 @@ export const SERVER_OPTIONS = [
     doc: 'How long the controller waits without a heartbeat from a broker before it fences the broker.',
   },
   {
+    name: 'replica.lag.time.max.ms',
+    type: 'int',
+    default: 30_000,
+    min: 1,
+    doc: 'How long an in-sync follower may go without catching up to the leader before the leader removes it from the ISR.',
+  },
+  {
     name: 'broker.heartbeat.interval.ms',
     type: 'int',
     default: 2_000,
@@ -308,6 +315,7 @@ export interface ServerConfig {
   readonly httpPort: number;
   readonly rack: string | undefined;
   readonly brokerSessionTimeoutMs: number;
+  readonly replicaLagTimeMaxMs: number;
   readonly brokerHeartbeatIntervalMs: number;
   readonly controllerQuorumTickMs: number;
   readonly controllerQuorumElectionTicks: number;
@@ -336,6 +344,7 @@ export function toServerConfig(values: ServerOptionValues): ServerConfig {
     httpPort: values['http.port'],
     rack: values.rack,
     brokerSessionTimeoutMs: values['broker.session.timeout.ms'],
+    replicaLagTimeMaxMs: values['replica.lag.time.max.ms'],
     brokerHeartbeatIntervalMs: values['broker.heartbeat.interval.ms'],
     controllerQuorumTickMs: values['controller.quorum.tick.ms'],
     controllerQuorumElectionTicks: values['controller.quorum.election.ticks'],

@@ -1,0 +1,250 @@
+// The broker's replicas (Kafka's ReplicaManager): it turns each MetadataDelta into leader and
+// follower transitions for this broker's partitions, owns their logs, answers produce and
+// fetch through them, and keeps ISRs honest by proposing AlterPartition changes to the
+// controller. Waiting requests (acks=all produces, long-polling fetches) sit in purgatories
+// that the partitions' progress wakes up; nothing polls.
+
+import type { MetadataDelta, MetadataImage, PartitionImage } from '@weir/metadata';
+import { ErrorCode, WeirError, isWeirError } from '@weir/protocol';
+import type { LogManager } from '@weir/storage';
+import { Purgatory } from '../purgatory.js';
+import type { AlterPartitionProposal } from './leader-state.js';
+import { Partition, partitionKey } from './partition.js';
+
+export interface ReplicaManagerOptions {
+  readonly brokerId: number;
+  readonly logManager: LogManager;
+  readonly clock?: () => number;
+  /** `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR. */
+  readonly replicaLagTimeMaxMs?: number;
+  /** Sends an ISR change to the controller; resolves with the committed partition state. */
+  readonly alterPartition: (proposal: AlterPartitionProposal) => Promise<CommittedState>;
+  /** Whether a broker may join an ISR: registered, unfenced, not shutting down. */
+  readonly isEligibleReplica?: (brokerId: number) => boolean;
+  /** Waiting produce and fetch requests beyond which new ones are refused. */
+  readonly maxWatchedOperations?: number;
+  readonly onTransition?: (event: ReplicaTransition) => void;
+}
+
+export interface CommittedState {
+  readonly leader: number;
+  readonly leaderEpoch: number;
+  readonly partitionEpoch: number;
+  readonly isr: readonly number[];
+}
+
+export type ReplicaTransition =
+  | { readonly kind: 'leader' | 'follower'; readonly partition: Partition }
+  | {
+      readonly kind: 'stopped';
+      readonly topic: string;
+      readonly partitionId: number;
+      readonly deleted: boolean;
+    }
+  | { readonly kind: 'isr-change-failed'; readonly partition: Partition; readonly error: unknown };
+
+/** Told when partitions start or stop following a leader: the fetcher manager's input. */
+export interface FollowerChanges {
+  readonly follow: readonly Partition[];
+  readonly unfollow: readonly Partition[];
+}
+
+export const DEFAULT_REPLICA_LAG_TIME_MAX_MS = 30_000;
+const DEFAULT_MAX_WATCHED_OPERATIONS = 10_000;
+
+export class ReplicaManager {
+  private readonly partitions = new Map<string, Partition>();
+  readonly producePurgatory: Purgatory<string>;
+  readonly fetchPurgatory: Purgatory<string>;
+  private readonly followerListeners: ((changes: FollowerChanges) => void)[] = [];
+  private applying: Promise<void> = Promise.resolve();
+  private readonly clock: () => number;
+  private isrTimer: NodeJS.Timeout | undefined;
+  private image: MetadataImage | undefined;
+
+  constructor(private readonly options: ReplicaManagerOptions) {
+    this.clock = options.clock ?? Date.now;
+    const maxWatchedOperations = options.maxWatchedOperations ?? DEFAULT_MAX_WATCHED_OPERATIONS;
+    this.producePurgatory = new Purgatory({
+      name: 'produce',
+      maxWatchedOperations,
+      clock: this.clock,
+    });
+    this.fetchPurgatory = new Purgatory({ name: 'fetch', maxWatchedOperations, clock: this.clock });
+  }
+
+  get brokerId(): number {
+    return this.options.brokerId;
+  }
+
+  get replicaLagTimeMaxMs(): number {
+    return this.options.replicaLagTimeMaxMs ?? DEFAULT_REPLICA_LAG_TIME_MAX_MS;
+  }
+
+  /** The image of the last delta applied. */
+  get metadataImage(): MetadataImage | undefined {
+    return this.image;
+  }
+
+  onFollowerChanges(listener: (changes: FollowerChanges) => void): void {
+    this.followerListeners.push(listener);
+  }
+
+  /** Starts the periodic ISR check (every half replica.lag.time.max.ms, as Kafka). */
+  startIsrMaintenance(): void {
+    this.isrTimer ??= setInterval(
+      () => this.maintainIsrs(),
+      Math.max(1, this.replicaLagTimeMaxMs / 2),
+    );
+  }
+
+  partition(topicId: string, partitionId: number): Partition | undefined {
+    return this.partitions.get(partitionKey(topicId, partitionId));
+  }
+
+  /** The partition of a topic named by the client, as leader or not; UNKNOWN_TOPIC_OR_PARTITION. */
+  partitionByName(topic: string, partitionId: number): Partition {
+    const topicImage = this.image?.topic(topic);
+    const partition =
+      topicImage === undefined ? undefined : this.partition(topicImage.topicId, partitionId);
+    if (partition !== undefined) return partition;
+    const assigned = topicImage?.partitions.get(partitionId);
+    if (assigned !== undefined) {
+      throw new WeirError(
+        ErrorCode.NOT_LEADER_OR_FOLLOWER,
+        `broker ${this.brokerId} does not host ${topic}-${partitionId}; its leader is broker ${assigned.leader}`,
+      );
+    }
+    throw new WeirError(
+      ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+      `topic-partition ${topic}-${partitionId} does not exist`,
+    );
+  }
+
+  allPartitions(): Partition[] {
+    return [...this.partitions.values()];
+  }
+
+  /** Applies one metadata delta; deltas apply one at a time, in order. */
+  applyDelta(delta: MetadataDelta): Promise<void> {
+    const next = this.applying.then(() => this.apply(delta));
+    this.applying = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Wakes the requests waiting on a partition after its log end or high watermark moved. */
+  progressed(partition: Partition): void {
+    this.producePurgatory.checkAndComplete(partition.key);
+    this.fetchPurgatory.checkAndComplete(partition.key);
+  }
+
+  async close(): Promise<void> {
+    if (this.isrTimer !== undefined) clearInterval(this.isrTimer);
+    this.producePurgatory.shutdown();
+    this.fetchPurgatory.shutdown();
+    await this.applying;
+  }
+
+  private async apply(delta: MetadataDelta): Promise<void> {
+    this.image = delta.image;
+    const changes = delta.leadershipChangesFor(this.brokerId);
+    const follow: Partition[] = [];
+    const unfollow: Partition[] = [];
+    for (const state of changes.leader) {
+      const partition = await this.getOrCreate(delta.image, state);
+      if (!partition.isLeader) unfollow.push(partition);
+      partition.makeLeader(state);
+      this.options.onTransition?.({ kind: 'leader', partition });
+    }
+    for (const state of changes.follower) {
+      const partition = await this.getOrCreate(delta.image, state);
+      partition.makeFollower(state);
+      follow.push(partition);
+      this.options.onTransition?.({ kind: 'follower', partition });
+    }
+    for (const { partition: state, deleted } of changes.stopped) {
+      const key = partitionKey(state.topicId, state.partitionId);
+      const partition = this.partitions.get(key);
+      if (partition === undefined) continue;
+      this.partitions.delete(key);
+      unfollow.push(partition);
+      const topic = partition.topic;
+      if (deleted) await this.options.logManager.deleteLog({ topic, partition: state.partitionId });
+      this.options.onTransition?.({
+        kind: 'stopped',
+        topic,
+        partitionId: state.partitionId,
+        deleted,
+      });
+    }
+    // ISR and epoch changes of partitions whose leadership did not move for this broker.
+    for (const change of delta.partitionChanges) {
+      if (change.after === undefined || change.leaderChanged) continue;
+      const partition = this.partitions.get(partitionKey(change.topicId, change.partitionId));
+      if (partition?.isLeader === true) {
+        partition.applyState(change.after);
+        this.progressed(partition);
+      }
+    }
+    for (const partition of unfollow) this.progressed(partition);
+    if (follow.length > 0 || unfollow.length > 0) {
+      for (const listener of this.followerListeners) listener({ follow, unfollow });
+    }
+  }
+
+  private async getOrCreate(image: MetadataImage, state: PartitionImage): Promise<Partition> {
+    const key = partitionKey(state.topicId, state.partitionId);
+    const existing = this.partitions.get(key);
+    if (existing !== undefined) return existing;
+    const topic = image.topicById(state.topicId);
+    if (topic === undefined) {
+      throw new WeirError(ErrorCode.ILLEGAL_STATE, `partition ${key} of an unknown topic`);
+    }
+    const log = await this.options.logManager.getOrCreateLog({
+      topic: topic.name,
+      partition: state.partitionId,
+    });
+    const partition = await Partition.open({
+      brokerId: this.brokerId,
+      topic: topic.name,
+      topicId: topic.topicId,
+      partitionId: state.partitionId,
+      log,
+      clock: this.clock,
+      replicaLagTimeMaxMs: this.replicaLagTimeMaxMs,
+    });
+    this.partitions.set(key, partition);
+    return partition;
+  }
+
+  /** Proposes ISR shrinks and expansions of the partitions this broker leads. */
+  private maintainIsrs(): void {
+    const isEligible = this.options.isEligibleReplica ?? (() => true);
+    for (const partition of this.partitions.values()) {
+      const proposal = partition.isrChange(isEligible);
+      if (proposal !== undefined) void this.sendIsrChange(partition, proposal);
+    }
+  }
+
+  private async sendIsrChange(
+    partition: Partition,
+    proposal: AlterPartitionProposal,
+  ): Promise<void> {
+    try {
+      const committed = await this.options.alterPartition(proposal);
+      const image = this.image?.partition(partition.topicId, partition.partitionId);
+      if (image === undefined || committed.leader !== this.brokerId) {
+        partition.leader?.abortIsrChange();
+        return;
+      }
+      partition.leader?.applyPartitionState({ ...committed, leader: this.brokerId });
+      partition.leader?.maybeAdvanceHighWatermark();
+      this.progressed(partition);
+    } catch (error) {
+      partition.leader?.abortIsrChange();
+      if (!isWeirError(error) || error.code !== ErrorCode.INVALID_UPDATE_VERSION) {
+        this.options.onTransition?.({ kind: 'isr-change-failed', partition, error });
+      }
+    }
+  }
+}

@@ -1,0 +1,333 @@
+// The BrokerService handlers: Produce, Fetch, ListOffsets, Metadata and InitProducerId over the
+// ReplicaManager. Errors concern one partition each and carry the current leader (KIP-951).
+
+import type { MetadataImage } from '@weir/metadata';
+import { ErrorCode, WeirError, isWeirError, type proto, unary } from '@weir/protocol';
+import type { DelayedOperation } from '../purgatory.js';
+import type { Partition } from '../replica/partition.js';
+import type { ReplicaManager } from '../replica/replica-manager.js';
+import { metadataResponse, topicConfig } from './metadata-response.js';
+
+type ProduceResponsePartition = proto.weir.broker.ProduceResponse_Partition;
+type FetchResponsePartition = proto.weir.broker.FetchResponse_Partition;
+
+export interface BrokerServiceOptions {
+  readonly clusterId: string;
+  readonly replicas: ReplicaManager;
+  /** The metadata image this broker has applied. */
+  readonly image: () => MetadataImage;
+  /** The active controller as this broker knows it; -1 when unknown. */
+  readonly controllerId: () => number;
+  /** A new producer id (from a block the controller handed this broker) and its epoch. */
+  readonly initProducerId: () => Promise<{ producerId: bigint; producerEpoch: number }>;
+  /** Caps of what a client may ask for. */
+  readonly fetchMaxWaitCapMs?: number;
+  readonly fetchResponseMaxBytes?: number;
+}
+
+const DEFAULT_FETCH_MAX_WAIT_CAP_MS = 30_000;
+const DEFAULT_FETCH_RESPONSE_MAX_BYTES = 64 * 1024 * 1024;
+const DEFAULT_MIN_INSYNC_REPLICAS = 1;
+const NONE = { code: ErrorCode.NONE, message: '' };
+const LATEST_TIMESTAMP = -1n;
+const EARLIEST_TIMESTAMP = -2n;
+
+export function brokerServiceHandlers(
+  options: BrokerServiceOptions,
+): proto.weir.broker.BrokerServiceServer {
+  const { replicas } = options;
+  return {
+    produce: unary(async (request) => {
+      if (![0, 1, -1].includes(request.acks)) {
+        throw new WeirError(
+          ErrorCode.INVALID_REQUIRED_ACKS,
+          `acks must be 0, 1 or -1 (all), got ${request.acks}`,
+        );
+      }
+      const work = Promise.all(
+        request.topics.map(async (topic) => ({
+          topic: topic.topic,
+          partitions: await Promise.all(
+            topic.partitions.map((p) =>
+              producePartition(options, topic.topic, p.partition, Buffer.from(p.records), request),
+            ),
+          ),
+        })),
+      );
+      // acks=0: the client does not wait; the broker answers before appending.
+      if (request.acks === 0) {
+        work.catch(() => undefined);
+        return { topics: [] };
+      }
+      return { topics: await work };
+    }),
+    fetch: unary(async (request) => {
+      const maxWaitMs = Math.min(
+        Math.max(0, request.maxWaitMs),
+        options.fetchMaxWaitCapMs ?? DEFAULT_FETCH_MAX_WAIT_CAP_MS,
+      );
+      const read = () => fetchAll(options, request);
+      const first = await read();
+      if (maxWaitMs === 0 || first.bytes >= Math.max(1, request.minBytes) || first.errors) {
+        return { topics: first.topics };
+      }
+      await waitForHighWatermarks(replicas, first.waitingOn, maxWaitMs);
+      return { topics: (await read()).topics };
+    }),
+    listOffsets: unary((request) => ({
+      topics: request.topics.map((topic) => ({
+        topic: topic.topic,
+        partitions: topic.partitions.map((p) => {
+          try {
+            const partition = replicas.partitionByName(topic.topic, p.partition);
+            if (!partition.isLeader) throw notLeader(partition, replicas.brokerId);
+            const offset =
+              p.timestamp === EARLIEST_TIMESTAMP
+                ? partition.log.logStartOffset
+                : p.timestamp === LATEST_TIMESTAMP
+                  ? partition.highWatermark
+                  : unsupportedTimestamp(p.timestamp);
+            return {
+              partition: p.partition,
+              error: NONE,
+              offset,
+              timestamp: -1n,
+              leaderEpoch: partition.leaderEpoch,
+              currentLeader: undefined,
+            };
+          } catch (error) {
+            return {
+              partition: p.partition,
+              error: errorStatus(error),
+              offset: -1n,
+              timestamp: -1n,
+              leaderEpoch: -1,
+              currentLeader: currentLeader(options.image(), topic.topic, p.partition),
+            };
+          }
+        }),
+      })),
+    })),
+    metadata: unary((request) =>
+      metadataResponse(options.image(), {
+        clusterId: options.clusterId,
+        controllerId: options.controllerId(),
+        topics: request.topics,
+      }),
+    ),
+    initProducerId: unary(() => options.initProducerId()),
+  };
+}
+
+async function producePartition(
+  options: BrokerServiceOptions,
+  topic: string,
+  partitionId: number,
+  records: Buffer,
+  request: proto.weir.broker.ProduceRequest,
+): Promise<ProduceResponsePartition> {
+  const { replicas } = options;
+  try {
+    const partition = replicas.partitionByName(topic, partitionId);
+    const minInsyncReplicas = Number(
+      topicConfig(options.image(), topic, 'min.insync.replicas') ?? DEFAULT_MIN_INSYNC_REPLICAS,
+    );
+    const appended = await partition.appendAsLeader(records, {
+      requiredAcks: request.acks,
+      minInsyncReplicas,
+    });
+    replicas.progressed(partition);
+    if (request.acks === -1) {
+      const code = await waitForReplication(
+        replicas,
+        partition,
+        appended.lastOffset + 1n,
+        minInsyncReplicas,
+        request.timeoutMs,
+      );
+      if (code !== ErrorCode.NONE) {
+        throw new WeirError(
+          code,
+          code === ErrorCode.REQUEST_TIMED_OUT
+            ? `the in-sync replicas of ${topic}-${partitionId} did not all have offset ${appended.lastOffset} within ${request.timeoutMs} ms; the batch is in the leader's log and may still commit`
+            : `${topic}-${partitionId}'s ISR shrank below min.insync.replicas=${minInsyncReplicas} after the append; the batch is in the leader's log`,
+        );
+      }
+    }
+    return {
+      partition: partitionId,
+      error: NONE,
+      baseOffset: appended.baseOffset,
+      logStartOffset: partition.log.logStartOffset,
+      currentLeader: undefined,
+    };
+  } catch (error) {
+    return {
+      partition: partitionId,
+      error: errorStatus(error),
+      baseOffset: -1n,
+      logStartOffset: -1n,
+      currentLeader: currentLeader(options.image(), topic, partitionId),
+    };
+  }
+}
+
+/** acks=all: waits in the produce purgatory until the high watermark passes the batch. */
+function waitForReplication(
+  replicas: ReplicaManager,
+  partition: Partition,
+  requiredOffset: bigint,
+  minInsyncReplicas: number,
+  timeoutMs: number,
+): Promise<ErrorCode> {
+  return new Promise((resolve) => {
+    let code: ErrorCode = ErrorCode.REQUEST_TIMED_OUT;
+    const operation: DelayedOperation = {
+      tryComplete: () => {
+        const leader = partition.leader;
+        if (leader === undefined) {
+          code = ErrorCode.NOT_LEADER_OR_FOLLOWER;
+          return true;
+        }
+        const status = leader.checkEnoughReplicasReachOffset(requiredOffset, minInsyncReplicas);
+        if (!status.done) return false;
+        code = status.error;
+        return true;
+      },
+      onComplete: () => resolve(code),
+      onExpire: () => resolve(ErrorCode.REQUEST_TIMED_OUT),
+    };
+    try {
+      replicas.producePurgatory.tryCompleteElseWatch(
+        operation,
+        [partition.key],
+        Math.max(1, timeoutMs),
+      );
+    } catch (error) {
+      resolve(isWeirError(error) ? error.code : ErrorCode.UNKNOWN_SERVER_ERROR);
+    }
+  });
+}
+
+interface FetchRound {
+  readonly topics: proto.weir.broker.FetchResponse_Topic[];
+  readonly bytes: number;
+  readonly errors: boolean;
+  readonly waitingOn: { partition: Partition; fetchOffset: bigint }[];
+}
+
+async function fetchAll(
+  options: BrokerServiceOptions,
+  request: proto.weir.broker.FetchRequest,
+): Promise<FetchRound> {
+  let budget = Math.min(
+    request.maxBytes > 0 ? request.maxBytes : Number.MAX_SAFE_INTEGER,
+    options.fetchResponseMaxBytes ?? DEFAULT_FETCH_RESPONSE_MAX_BYTES,
+  );
+  let bytes = 0;
+  let errors = false;
+  const waitingOn: FetchRound['waitingOn'] = [];
+  const topics = [];
+  for (const topic of request.topics) {
+    const partitions: FetchResponsePartition[] = [];
+    for (const p of topic.partitions) {
+      try {
+        const partition = options.replicas.partitionByName(topic.topic, p.partition);
+        const maxBytes = Math.max(
+          1,
+          Math.min(p.partitionMaxBytes > 0 ? p.partitionMaxBytes : budget, budget),
+        );
+        const result = await partition.readAsConsumer(
+          p.fetchOffset,
+          maxBytes,
+          p.currentLeaderEpoch,
+        );
+        budget = Math.max(0, budget - result.records.length);
+        bytes += result.records.length;
+        waitingOn.push({ partition, fetchOffset: p.fetchOffset });
+        partitions.push({
+          partition: p.partition,
+          error: NONE,
+          highWatermark: result.highWatermark,
+          logStartOffset: result.logStartOffset,
+          records: result.records,
+          currentLeader: undefined,
+        });
+      } catch (error) {
+        errors = true;
+        partitions.push({
+          partition: p.partition,
+          error: errorStatus(error),
+          highWatermark: -1n,
+          logStartOffset: -1n,
+          records: Buffer.alloc(0),
+          currentLeader: currentLeader(options.image(), topic.topic, p.partition),
+        });
+      }
+    }
+    topics.push({ topic: topic.topic, partitions });
+  }
+  return { topics, bytes, errors, waitingOn };
+}
+
+/** A consumer's long poll: until a partition's high watermark passes its fetch offset. */
+function waitForHighWatermarks(
+  replicas: ReplicaManager,
+  partitions: readonly { partition: Partition; fetchOffset: bigint }[],
+  timeoutMs: number,
+): Promise<void> {
+  if (partitions.length === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const operation: DelayedOperation = {
+      tryComplete: () =>
+        partitions.some(
+          ({ partition, fetchOffset }) =>
+            !partition.isLeader || partition.highWatermark > fetchOffset,
+        ),
+      onComplete: resolve,
+      onExpire: resolve,
+    };
+    try {
+      replicas.fetchPurgatory.tryCompleteElseWatch(
+        operation,
+        partitions.map(({ partition }) => partition.key),
+        timeoutMs,
+      );
+    } catch {
+      resolve();
+    }
+  });
+}
+
+function errorStatus(error: unknown): { code: number; message: string } {
+  if (isWeirError(error)) return { code: error.code, message: error.message };
+  return {
+    code: ErrorCode.UNKNOWN_SERVER_ERROR,
+    message: error instanceof Error ? error.message : String(error),
+  };
+}
+
+function currentLeader(
+  image: MetadataImage,
+  topic: string,
+  partitionId: number,
+): proto.weir.broker.CurrentLeader | undefined {
+  const state = image.topic(topic)?.partitions.get(partitionId);
+  return state === undefined
+    ? undefined
+    : { leaderId: state.leader, leaderEpoch: state.leaderEpoch };
+}
+
+function notLeader(partition: Partition, brokerId: number): WeirError {
+  return new WeirError(
+    ErrorCode.NOT_LEADER_OR_FOLLOWER,
+    `broker ${brokerId} is not the leader of ${partition.topic}-${partition.partitionId}; its leader is broker ${partition.leaderId}`,
+  );
+}
+
+function unsupportedTimestamp(timestamp: bigint): never {
+  throw new WeirError(
+    ErrorCode.UNSUPPORTED_VERSION,
+    `ListOffsets by timestamp (${timestamp}) is not supported yet; use -1 (latest) or -2 (earliest)`,
+  );
+}
