@@ -1,0 +1,1 @@
+export { InProcessCluster, call, freePort, waitFor } from './in-process-cluster.js';
