@@ -47,7 +47,7 @@ export function call<T>(
   invoke: (callback: (error: unknown, response: T) => void) => void,
 ): Promise<T> {
   return new Promise((resolve, reject) =>
-    invoke((error, response) => (error ? reject(error as Error) : resolve(response))),
+    invoke((error, response) => (error ? reject(error) : resolve(response))),
   );
 }
 
@@ -126,6 +126,8 @@ export class InProcessCluster {
         'http.port': String(ports.http),
         'controller.quorum.tick.ms': '20',
         'controller.quorum.election.ticks': '10',
+        // When every node stops at once the last ones find no quorum to move leadership to.
+        'controlled.shutdown.timeout.ms': '3000',
         ...this.flags,
       },
       env: {},
@@ -204,14 +206,15 @@ export class InProcessCluster {
     if (error !== undefined && error.code !== 0) throw new Error(error.message);
     await waitFor(`every broker to host ${name}`, () =>
       [...this.servers.values()].every((server) => {
-        const replicas = server.node.brokerRole?.dataPlane.replicas;
-        const topic = replicas?.metadataImage?.topic(name);
+        if (server.node.brokerRole === undefined) return true;
+        const replicas = server.node.brokerRole.dataPlane.replicas;
+        const topic = replicas.metadataImage?.topic(name);
         return (
           topic !== undefined &&
           [...topic.partitions.values()].every(
             (p) =>
               !p.replicas.includes(server.node.options.nodeId) ||
-              replicas!.partition(p.topicId, p.partitionId) !== undefined,
+              replicas.partition(p.topicId, p.partitionId) !== undefined,
           )
         );
       }),
@@ -220,8 +223,12 @@ export class InProcessCluster {
 
   async stop(): Promise<void> {
     for (const client of this.clients) client.close();
-    await Promise.all([...this.servers.values()].map((server) => server.stop()));
-    this.servers.clear();
+    // Brokers first: their controlled shutdown needs a controller to answer.
+    const isBrokerOnly = (id: number): boolean => !this.controllers.includes(id);
+    const ids = [...this.servers.keys()];
+    for (const group of [ids.filter(isBrokerOnly), ids.filter((id) => !isBrokerOnly(id))]) {
+      await Promise.all(group.map((id) => this.stopNode(id)));
+    }
     await rm(this.dir, { recursive: true, force: true });
   }
 }

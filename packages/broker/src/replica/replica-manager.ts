@@ -4,9 +4,14 @@
 // controller. Waiting requests (acks=all produces, long-polling fetches) sit in purgatories
 // that the partitions' progress wakes up; nothing polls.
 
-import type { MetadataDelta, MetadataImage, PartitionImage } from '@weir/metadata';
+import {
+  ConfigResourceType,
+  type MetadataDelta,
+  type MetadataImage,
+  type PartitionImage,
+} from '@weir/metadata';
 import { ErrorCode, WeirError, isWeirError } from '@weir/protocol';
-import type { LogManager } from '@weir/storage';
+import { DEFAULT_LOG_CONFIG, type LogConfig, type LogManager } from '@weir/storage';
 import { Purgatory } from '../purgatory.js';
 import type { AlterPartitionProposal } from './leader-state.js';
 import { Partition, partitionKey } from './partition.js';
@@ -186,6 +191,7 @@ export class ReplicaManager {
         this.progressed(partition);
       }
     }
+    this.applyConfigChanges(delta);
     for (const partition of unfollow) this.progressed(partition);
     if (follow.length > 0 || unfollow.length > 0) {
       for (const listener of this.followerListeners) listener({ follow, unfollow });
@@ -200,10 +206,10 @@ export class ReplicaManager {
     if (topic === undefined) {
       throw new WeirError(ErrorCode.ILLEGAL_STATE, `partition ${key} of an unknown topic`);
     }
-    const log = await this.options.logManager.getOrCreateLog({
-      topic: topic.name,
-      partition: state.partitionId,
-    });
+    const log = await this.options.logManager.getOrCreateLog(
+      { topic: topic.name, partition: state.partitionId },
+      logConfigOf(image, topic.name),
+    );
     const partition = await Partition.open({
       brokerId: this.brokerId,
       topic: topic.name,
@@ -215,6 +221,21 @@ export class ReplicaManager {
     });
     this.partitions.set(key, partition);
     return partition;
+  }
+
+  /** Topic config changes reach the logs of the topic's partitions (retention, segment size…). */
+  private applyConfigChanges(delta: MetadataDelta): void {
+    const topics = new Set(
+      delta.configChanges
+        .filter((change) => change.resourceType === ConfigResourceType.CONFIG_RESOURCE_TYPE_TOPIC)
+        .map((change) => change.resourceName),
+    );
+    for (const name of topics) {
+      const overrides = logConfigOf(delta.image, name);
+      for (const partition of this.partitions.values()) {
+        if (partition.topic === name) partition.log.updateConfig(overrides);
+      }
+    }
   }
 
   /** Proposes ISR shrinks and expansions of the partitions this broker leads. */
@@ -247,4 +268,24 @@ export class ReplicaManager {
       }
     }
   }
+}
+
+/** Topic configs (Kafka's names) as log settings; unset ones keep the log defaults. */
+const LOG_CONFIG_KEYS = {
+  'segment.bytes': 'segmentBytes',
+  'segment.ms': 'segmentMs',
+  'retention.ms': 'retentionMs',
+  'retention.bytes': 'retentionBytes',
+  'max.message.bytes': 'maxMessageBytes',
+} as const satisfies Record<string, keyof LogConfig>;
+
+export function logConfigOf(image: MetadataImage, topic: string): Partial<LogConfig> {
+  const configs = image.configsFor(ConfigResourceType.CONFIG_RESOURCE_TYPE_TOPIC, topic);
+  const overrides: Record<string, number> = {};
+  for (const [name, key] of Object.entries(LOG_CONFIG_KEYS)) {
+    const value = configs.get(name);
+    // A deleted config goes back to the default; the log keeps others as they are.
+    overrides[key] = value === undefined ? DEFAULT_LOG_CONFIG[key] : Number(value);
+  }
+  return overrides;
 }

@@ -1,0 +1,223 @@
+// M4's replicated data path on real nodes (in-process, real listeners, Raft storage, partition
+// logs and gRPC): acks=all puts a batch on every in-sync replica, byte for byte; bad input is
+// refused with its error code and leaves the log as it was; idempotent retries are answered
+// with their original offsets; and with too few replicas acks=all fails fast while acks=1 works.
+
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ErrorCode, RecordBatchBuilder, type proto } from '@weir/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import { InProcessCluster, call, waitFor } from '../src/index.js';
+
+type ProduceResponse = proto.weir.broker.ProduceResponse;
+type MetadataResponse = proto.weir.broker.MetadataResponse;
+
+let cluster: InProcessCluster | undefined;
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+function batch(
+  values: readonly string[],
+  producer?: { id: bigint; epoch: number; sequence: number },
+): Buffer {
+  const builder = new RecordBatchBuilder(
+    producer === undefined
+      ? {}
+      : { producerId: producer.id, producerEpoch: producer.epoch, baseSequence: producer.sequence },
+  );
+  for (const value of values) builder.append({ key: null, value });
+  return builder.build();
+}
+
+async function leaderOf(c: InProcessCluster, topic: string, partition = 0): Promise<number> {
+  return waitFor(`a leader for ${topic}-${partition}`, async () => {
+    const metadata = await call<MetadataResponse>((callback) =>
+      c.broker([...c.servers.keys()][0]!).metadata({ topics: [topic] }, callback),
+    );
+    const leader = metadata.topics[0]?.partitions.find((p) => p.partition === partition)?.leaderId;
+    return leader !== undefined && leader >= 0 ? leader : undefined;
+  });
+}
+
+async function produce(
+  c: InProcessCluster,
+  via: number,
+  request: { acks: number; topic: string; partition?: number; records: Buffer; timeoutMs?: number },
+): Promise<proto.weir.broker.ProduceResponse_Partition> {
+  const response = await call<ProduceResponse>((callback) =>
+    c.broker(via).produce(
+      {
+        acks: request.acks,
+        timeoutMs: request.timeoutMs ?? 10_000,
+        topics: [
+          {
+            topic: request.topic,
+            partitions: [{ partition: request.partition ?? 0, records: request.records }],
+          },
+        ],
+      },
+      callback,
+    ),
+  );
+  return response.topics[0]!.partitions[0]!;
+}
+
+/** The bytes of a replica's log segments for a partition, concatenated. */
+async function segmentBytes(
+  c: InProcessCluster,
+  node: number,
+  topic: string,
+  partition = 0,
+): Promise<Buffer> {
+  const dir = join(c.dir, `node-${node}`, 'partitions', `${topic}-${partition}`);
+  const files = (await readdir(dir)).filter((name) => name.endsWith('.log')).sort();
+  return Buffer.concat(await Promise.all(files.map((name) => readFile(join(dir, name)))));
+}
+
+function replicaOf(c: InProcessCluster, node: number, topic: string) {
+  const replicas = c.servers.get(node)!.node.brokerRole!.dataPlane.replicas;
+  const topicId = replicas.metadataImage!.topic(topic)!.topicId;
+  return replicas.partition(topicId, 0)!;
+}
+
+describe('the replicated data path', () => {
+  it('acks=all: the batches are on all three replicas, byte for byte, up to the high watermark', async () => {
+    cluster = await InProcessCluster.start(3);
+    await cluster.createTopic('orders', 1, 3);
+    const leader = await leaderOf(cluster, 'orders');
+    const offsets: bigint[] = [];
+    for (let i = 0; i < 30; i++) {
+      const answer = await produce(cluster, leader, {
+        acks: -1,
+        topic: 'orders',
+        records: batch([`a-${i}`, `b-${i}`]),
+      });
+      expect(answer.error?.code).toBe(ErrorCode.NONE);
+      offsets.push(answer.baseOffset);
+    }
+    expect(offsets).toEqual(Array.from({ length: 30 }, (_, i) => BigInt(2 * i)));
+    // Acknowledged with acks=all means below the high watermark on the leader, and on the
+    // followers' disks: compare the segment bytes.
+    expect(replicaOf(cluster, leader, 'orders').highWatermark).toBe(60n);
+    const leaderBytes = await segmentBytes(cluster, leader, 'orders');
+    for (const node of [1, 2, 3]) {
+      expect(replicaOf(cluster, node, 'orders').logEndOffset).toBe(60n);
+      expect((await segmentBytes(cluster, node, 'orders')).equals(leaderBytes)).toBe(true);
+    }
+  });
+
+  it('refuses bad input with its error code and leaves the log unchanged', async () => {
+    cluster = await InProcessCluster.start(3, {}, {});
+    await cluster.createTopic('small', 1, 3, { 'max.message.bytes': '1024' });
+    const leader = await leaderOf(cluster, 'small');
+    expect(
+      (await produce(cluster, leader, { acks: -1, topic: 'small', records: batch(['ok']) })).error
+        ?.code,
+    ).toBe(ErrorCode.NONE);
+    const before = await segmentBytes(cluster, leader, 'small');
+
+    const corrupt = batch(['will be corrupted']);
+    const last = corrupt.length - 1; // a record byte: covered by the CRC
+    corrupt.writeUInt8(corrupt.readUInt8(last) ^ 0xff, last);
+    const cases: { records: Buffer; topic?: string; partition?: number; code: ErrorCode }[] = [
+      { records: corrupt, code: ErrorCode.CORRUPT_MESSAGE },
+      { records: batch(['x'.repeat(2_000)]), code: ErrorCode.MESSAGE_TOO_LARGE },
+      {
+        records: batch(['to nowhere']),
+        topic: 'no-such-topic',
+        code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+      },
+      { records: batch(['negative']), partition: -1, code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION },
+      { records: Buffer.from('not a record batch'), code: ErrorCode.CORRUPT_MESSAGE },
+    ];
+    for (const { records, topic, partition, code } of cases) {
+      const answer = await produce(cluster, leader, {
+        acks: -1,
+        topic: topic ?? 'small',
+        partition,
+        records,
+      });
+      expect({ topic, partition, code: answer.error?.code }).toEqual({ topic, partition, code });
+      expect(answer.error?.message).not.toBe('');
+    }
+    const badAcks = await produce(cluster, leader, {
+      acks: 5,
+      topic: 'small',
+      records: batch(['acks']),
+    }).catch((error: { details?: string }) => error.details);
+    expect(badAcks).toMatch(/^INVALID_REQUIRED_ACKS: acks must be 0, 1 or -1/);
+
+    expect(replicaOf(cluster, leader, 'small').logEndOffset).toBe(1n);
+    expect((await segmentBytes(cluster, leader, 'small')).equals(before)).toBe(true);
+  });
+
+  it('answers a retried idempotent batch with its original offset and refuses a sequence gap', async () => {
+    cluster = await InProcessCluster.start(3);
+    await cluster.createTopic('idempotent', 1, 3);
+    const leader = await leaderOf(cluster, 'idempotent');
+    const { producerId, producerEpoch } = await call<proto.weir.broker.InitProducerIdResponse>(
+      (callback) => cluster!.broker(leader).initProducerId({}, callback),
+    );
+    const producer = (sequence: number) => ({ id: producerId, epoch: producerEpoch, sequence });
+    await produce(cluster, leader, { acks: -1, topic: 'idempotent', records: batch(['other']) });
+    const first = await produce(cluster, leader, {
+      acks: -1,
+      topic: 'idempotent',
+      records: batch(['one', 'two'], producer(0)),
+    });
+    const retry = await produce(cluster, leader, {
+      acks: -1,
+      topic: 'idempotent',
+      records: batch(['one', 'two'], producer(0)),
+    });
+    expect(first).toMatchObject({ error: { code: ErrorCode.NONE }, baseOffset: 1n });
+    expect(retry).toMatchObject({ error: { code: ErrorCode.NONE }, baseOffset: 1n });
+    const gap = await produce(cluster, leader, {
+      acks: -1,
+      topic: 'idempotent',
+      records: batch(['three'], producer(5)),
+    });
+    expect(gap.error?.code).toBe(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
+    expect(replicaOf(cluster, leader, 'idempotent').logEndOffset).toBe(3n);
+  });
+
+  it('with two of three brokers down, acks=all fails fast with NOT_ENOUGH_REPLICAS and acks=1 succeeds', async () => {
+    // One controller and three brokers, so that two brokers can die without losing the quorum.
+    cluster = await InProcessCluster.start(
+      4,
+      { 'broker.session.timeout.ms': '1500', 'broker.heartbeat.interval.ms': '300' },
+      { controllers: [4], brokers: [1, 2, 3] },
+    );
+    await cluster.createTopic('durable', 1, 3, { 'min.insync.replicas': '2' }, 1);
+    const leader = await leaderOf(cluster, 'durable');
+    const followers = [1, 2, 3].filter((id) => id !== leader);
+    expect(
+      (await produce(cluster, leader, { acks: -1, topic: 'durable', records: batch(['before']) }))
+        .error?.code,
+    ).toBe(ErrorCode.NONE);
+    for (const id of followers) await cluster.stopNode(id);
+    // The controller fences them and takes them out of the ISR.
+    await waitFor('the ISR to shrink to the leader', () =>
+      replicaOf(cluster!, leader, 'durable').isr.length === 1 ? true : undefined,
+    );
+    const startedAt = Date.now();
+    const all = await produce(cluster, leader, {
+      acks: -1,
+      topic: 'durable',
+      records: batch(['needs two']),
+      timeoutMs: 30_000,
+    });
+    expect(all.error?.code).toBe(ErrorCode.NOT_ENOUGH_REPLICAS);
+    expect(all.error?.message).toContain('min.insync.replicas=2');
+    // Fast: refused before appending, not after the 30 s request timeout.
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
+    const one = await produce(cluster, leader, {
+      acks: 1,
+      topic: 'durable',
+      records: batch(['acks one']),
+    });
+    expect(one).toMatchObject({ error: { code: ErrorCode.NONE }, baseOffset: 1n });
+  });
+});
