@@ -44,7 +44,7 @@ export async function waitFor<T>(
 
 /** Promisifies one unary call of a generated client. */
 export function call<T>(
-  invoke: (callback: (error: unknown, response: T) => void) => void,
+  invoke: (callback: (error: Error | null, response: T) => void) => void,
 ): Promise<T> {
   return new Promise((resolve, reject) =>
     invoke((error, response) => (error ? reject(error) : resolve(response))),
