@@ -221,3 +221,65 @@ describe('the replicated data path', () => {
     expect(one).toMatchObject({ error: { code: ErrorCode.NONE }, baseOffset: 1n });
   });
 });
+
+describe('divergence', () => {
+  it('an old leader with unreplicated records truncates them and then equals the new leader up to HW', async () => {
+    cluster = await InProcessCluster.start(3);
+    await cluster.createTopic('diverge', 1, 3);
+    const oldLeader = await leaderOf(cluster, 'diverge');
+    const followers = [1, 2, 3].filter((id) => id !== oldLeader);
+    for (let i = 0; i < 5; i++) {
+      const answer = await produce(cluster, oldLeader, {
+        acks: -1,
+        topic: 'diverge',
+        records: batch([`r-${i}`]),
+      });
+      expect(answer.error?.code).toBe(ErrorCode.NONE);
+    }
+    // The followers stop fetching (still in the ISR): what the leader appends now stays on it.
+    const fetchersOf = (id: number) =>
+      cluster!.servers.get(id)!.node.brokerRole!.dataPlane.fetchers;
+    for (const id of followers) await fetchersOf(id).pauseFetching();
+    for (let i = 0; i < 3; i++) {
+      const answer = await produce(cluster, oldLeader, {
+        acks: 1,
+        topic: 'diverge',
+        records: batch([`lost-${i}`]),
+      });
+      expect(answer).toMatchObject({ error: { code: ErrorCode.NONE }, baseOffset: BigInt(5 + i) });
+    }
+    expect(replicaOf(cluster, oldLeader, 'diverge').logEndOffset).toBe(8n);
+
+    // The leader goes; a follower takes over at a new leader epoch and writes over offsets 5..6.
+    await cluster.stopNode(oldLeader);
+    for (const id of followers) fetchersOf(id).resumeFetching();
+    const newLeader = await waitFor('a new leader', async () => {
+      const id = await leaderOf(cluster!, 'diverge');
+      return id !== oldLeader ? id : undefined;
+    });
+    for (let i = 0; i < 2; i++) {
+      const answer = await produce(cluster, newLeader, {
+        acks: -1,
+        topic: 'diverge',
+        records: batch([`new-${i}`]),
+      });
+      expect(answer).toMatchObject({ error: { code: ErrorCode.NONE }, baseOffset: BigInt(5 + i) });
+    }
+
+    // Back as a follower, the old leader learns where its log diverged, truncates, catches up.
+    await cluster.startNode(oldLeader);
+    const leaderLog = replicaOf(cluster, newLeader, 'diverge');
+    await waitFor('the old leader to catch up', () => {
+      const replicas = cluster!.servers.get(oldLeader)!.node.brokerRole!.dataPlane.replicas;
+      const topicId = replicas.metadataImage?.topic('diverge')?.topicId;
+      const replica = topicId === undefined ? undefined : replicas.partition(topicId, 0);
+      return replica?.logEndOffset === leaderLog.logEndOffset;
+    });
+    expect(leaderLog.logEndOffset).toBe(7n);
+    expect(
+      (await segmentBytes(cluster, oldLeader, 'diverge')).equals(
+        await segmentBytes(cluster, newLeader, 'diverge'),
+      ),
+    ).toBe(true);
+  });
+});

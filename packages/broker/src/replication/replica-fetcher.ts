@@ -33,6 +33,7 @@ const MiB = 1024 * 1024;
 
 export class ReplicaFetcherManager {
   private readonly fetchers = new Map<number, ReplicaFetcher>();
+  private readonly pause = { paused: false };
 
   constructor(private readonly options: ReplicaFetcherOptions) {
     options.replicas.onFollowerChanges((changes) => this.update(changes));
@@ -45,6 +46,20 @@ export class ReplicaFetcherManager {
     );
   }
 
+  /**
+   * Stops fetching until resumeFetching(); resolves once no fetch is in flight (fault injection
+   * for tests: a follower that falls behind without losing its connection or its ISR place).
+   */
+  async pauseFetching(): Promise<void> {
+    this.pause.paused = true;
+    await Promise.all([...this.fetchers.values()].map((fetcher) => fetcher.idle()));
+  }
+
+  resumeFetching(): void {
+    this.pause.paused = false;
+    for (const fetcher of this.fetchers.values()) fetcher.wakeUp();
+  }
+
   update(changes: FollowerChanges): void {
     for (const partition of [...changes.unfollow, ...changes.follow]) {
       for (const fetcher of this.fetchers.values()) fetcher.remove(partition);
@@ -53,7 +68,7 @@ export class ReplicaFetcherManager {
       if (partition.leaderId < 0 || partition.isLeader) continue;
       let fetcher = this.fetchers.get(partition.leaderId);
       if (fetcher === undefined) {
-        fetcher = new ReplicaFetcher(partition.leaderId, this.options);
+        fetcher = new ReplicaFetcher(partition.leaderId, this.options, this.pause);
         this.fetchers.set(partition.leaderId, fetcher);
       }
       fetcher.add(partition);
@@ -76,12 +91,23 @@ class ReplicaFetcher {
   private client: proto.weir.broker.ReplicationServiceClient | undefined;
   private clientAddress: string | undefined;
   private stream: FetchStream | undefined;
+  private inFlight: Promise<void> | undefined;
 
   constructor(
     private readonly leaderId: number,
     private readonly options: ReplicaFetcherOptions,
+    private readonly pause: { readonly paused: boolean },
   ) {
     this.loop = this.run();
+  }
+
+  wakeUp(): void {
+    this.wake?.();
+  }
+
+  /** Resolves when the fetch in flight (if any) has been answered and applied. */
+  idle(): Promise<void> {
+    return this.inFlight ?? Promise.resolve();
   }
 
   partitionKeys(): string[] {
@@ -115,8 +141,10 @@ class ReplicaFetcher {
       }
       try {
         const stream = this.openStream();
-        const response = await stream.fetch(this.request(fetchable));
-        await this.handle(fetchable, response);
+        this.inFlight = stream
+          .fetch(this.request(fetchable))
+          .then((response) => this.handle(fetchable, response));
+        await this.inFlight;
       } catch (error) {
         this.stream?.close();
         this.stream = undefined;
@@ -133,6 +161,7 @@ class ReplicaFetcher {
 
   /** Partitions that still follow this leader and are not paused. */
   private fetchable(): Partition[] {
+    if (this.pause.paused) return [];
     const now = Date.now();
     return [...this.partitions.values()].filter(
       (partition) =>
