@@ -253,6 +253,7 @@ async function startBroker(options: NodeOptions, logger: Logger): Promise<Broker
       clusterId,
       dataDir: options.dataDir,
       replicaLagTimeMaxMs: options.replicaLagTimeMaxMs,
+      logRetentionCheckIntervalMs: options.logRetentionCheckIntervalMs,
       listener,
       channel,
       brokerEpoch: () => lifecycle.brokerEpoch,

@@ -25,6 +25,7 @@ export interface DataPlaneOptions {
   readonly clusterId: string;
   readonly dataDir: string;
   readonly replicaLagTimeMaxMs: number;
+  readonly logRetentionCheckIntervalMs: number;
   readonly listener: BrokerMetadataListener;
   readonly channel: ControllerChannel;
   readonly brokerEpoch: () => bigint | undefined;
@@ -43,6 +44,10 @@ export interface DataPlane {
 export async function startDataPlane(options: DataPlaneOptions): Promise<DataPlane> {
   const { brokerId, listener, channel, logger } = options;
   const logManager = await LogManager.open(join(options.dataDir, PARTITION_LOGS_DIRECTORY));
+  logManager.startBackgroundTasks(
+    { retentionCheckIntervalMs: options.logRetentionCheckIntervalMs },
+    (task, error) => logger.warn({ task, err: error }, 'log background task failed'),
+  );
   const brokerEpoch = (): bigint => {
     const epoch = options.brokerEpoch();
     if (epoch === undefined) {

@@ -177,6 +177,13 @@ export const SERVER_OPTIONS = [
     doc: 'How long an in-sync follower may go without catching up to the leader before the leader removes it from the ISR.',
   },
   {
+    name: 'log.retention.check.interval.ms',
+    type: 'int',
+    default: 300_000,
+    min: 1,
+    doc: "How often the broker deletes log segments past their topic's retention.ms or retention.bytes.",
+  },
+  {
     name: 'broker.heartbeat.interval.ms',
     type: 'int',
     default: 2_000,
@@ -316,6 +323,7 @@ export interface ServerConfig {
   readonly rack: string | undefined;
   readonly brokerSessionTimeoutMs: number;
   readonly replicaLagTimeMaxMs: number;
+  readonly logRetentionCheckIntervalMs: number;
   readonly brokerHeartbeatIntervalMs: number;
   readonly controllerQuorumTickMs: number;
   readonly controllerQuorumElectionTicks: number;
@@ -345,6 +353,7 @@ export function toServerConfig(values: ServerOptionValues): ServerConfig {
     rack: values.rack,
     brokerSessionTimeoutMs: values['broker.session.timeout.ms'],
     replicaLagTimeMaxMs: values['replica.lag.time.max.ms'],
+    logRetentionCheckIntervalMs: values['log.retention.check.interval.ms'],
     brokerHeartbeatIntervalMs: values['broker.heartbeat.interval.ms'],
     controllerQuorumTickMs: values['controller.quorum.tick.ms'],
     controllerQuorumElectionTicks: values['controller.quorum.election.ticks'],
