@@ -283,3 +283,52 @@ describe('divergence', () => {
     ).toBe(true);
   });
 });
+
+describe('ISR maintenance', () => {
+  it('a follower that stops fetching leaves the ISR, writes go on with min.insync.replicas=2, and it rejoins once caught up', async () => {
+    cluster = await InProcessCluster.start(3, { 'replica.lag.time.max.ms': '1000' });
+    await cluster.createTopic('isr', 1, 3, { 'min.insync.replicas': '2' });
+    const leader = await leaderOf(cluster, 'isr');
+    const [lagging] = [1, 2, 3].filter((id) => id !== leader);
+    const isrInImage = () =>
+      cluster!.servers.get(leader)!.node.brokerRole!.listener.image.topic('isr')!.partitions.get(0)!
+        .isr;
+    expect(
+      (await produce(cluster, leader, { acks: -1, topic: 'isr', records: batch(['first']) })).error
+        ?.code,
+    ).toBe(ErrorCode.NONE);
+    await cluster.servers.get(lagging!)!.node.brokerRole!.dataPlane.fetchers.pauseFetching();
+
+    // Acknowledged once the ISR has shrunk (the high watermark waits for the old ISR until then).
+    const during = await produce(cluster, leader, {
+      acks: -1,
+      topic: 'isr',
+      records: batch(['while lagging']),
+    });
+    expect(during.error?.code).toBe(ErrorCode.NONE);
+    await waitFor('the ISR change to commit', () => !isrInImage().includes(lagging!));
+    expect(isrInImage()).toHaveLength(2);
+    for (let i = 0; i < 5; i++) {
+      const answer = await produce(cluster, leader, {
+        acks: -1,
+        topic: 'isr',
+        records: batch([`more-${i}`]),
+      });
+      expect(answer.error?.code).toBe(ErrorCode.NONE);
+    }
+
+    await cluster.servers.get(lagging!)!.node.brokerRole!.dataPlane.fetchers.resumeFetching();
+    await waitFor('the follower to rejoin the ISR', () => isrInImage().includes(lagging!));
+    const leaderReplica = replicaOf(cluster, leader, 'isr');
+    await waitFor(
+      'the follower to catch up',
+      () => replicaOf(cluster!, lagging!, 'isr').logEndOffset === leaderReplica.logEndOffset,
+    );
+    expect(leaderReplica.logEndOffset).toBe(7n);
+    expect(
+      (await segmentBytes(cluster, lagging!, 'isr')).equals(
+        await segmentBytes(cluster, leader, 'isr'),
+      ),
+    ).toBe(true);
+  });
+});
