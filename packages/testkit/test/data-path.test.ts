@@ -317,7 +317,7 @@ describe('ISR maintenance', () => {
       expect(answer.error?.code).toBe(ErrorCode.NONE);
     }
 
-    await cluster.servers.get(lagging!)!.node.brokerRole!.dataPlane.fetchers.resumeFetching();
+    cluster.servers.get(lagging!)!.node.brokerRole!.dataPlane.fetchers.resumeFetching();
     await waitFor('the follower to rejoin the ISR', () => isrInImage().includes(lagging!));
     const leaderReplica = replicaOf(cluster, leader, 'isr');
     await waitFor(
