@@ -141,8 +141,10 @@ export class WeirNode {
       );
       this.logger.info({ remainingLeaderships }, 'controlled shutdown done');
       await shutdownServer(broker.server);
-      await broker.dataPlane.close();
+      // No more deltas first: a delta applied after the data plane closed would start fetchers
+      // that nothing stops.
       await broker.observer.stop();
+      await broker.dataPlane.close();
       broker.channel.close();
     }
     if (this.controllerRole !== undefined) await stopController(this.controllerRole);

@@ -66,6 +66,7 @@ export class ReplicaManager {
   private readonly clock: () => number;
   private isrTimer: NodeJS.Timeout | undefined;
   private image: MetadataImage | undefined;
+  private closed = false;
 
   constructor(private readonly options: ReplicaManagerOptions) {
     this.clock = options.clock ?? Date.now;
@@ -132,6 +133,7 @@ export class ReplicaManager {
 
   /** Applies one metadata delta; deltas apply one at a time, in order. */
   applyDelta(delta: MetadataDelta): Promise<void> {
+    if (this.closed) return Promise.resolve();
     const next = this.applying.then(() => this.apply(delta));
     this.applying = next.catch(() => undefined);
     return next;
@@ -144,6 +146,7 @@ export class ReplicaManager {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.isrTimer !== undefined) clearInterval(this.isrTimer);
     this.producePurgatory.shutdown();
     this.fetchPurgatory.shutdown();

@@ -34,6 +34,7 @@ const MiB = 1024 * 1024;
 export class ReplicaFetcherManager {
   private readonly fetchers = new Map<number, ReplicaFetcher>();
   private readonly pause = { paused: false };
+  private closed = false;
 
   constructor(private readonly options: ReplicaFetcherOptions) {
     options.replicas.onFollowerChanges((changes) => this.update(changes));
@@ -61,6 +62,7 @@ export class ReplicaFetcherManager {
   }
 
   update(changes: FollowerChanges): void {
+    if (this.closed) return;
     for (const partition of [...changes.unfollow, ...changes.follow]) {
       for (const fetcher of this.fetchers.values()) fetcher.remove(partition);
     }
@@ -76,6 +78,7 @@ export class ReplicaFetcherManager {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all([...this.fetchers.values()].map((fetcher) => fetcher.stop()));
     this.fetchers.clear();
   }
