@@ -202,7 +202,13 @@ function isServiceError(error: unknown): error is ServiceError {
   );
 }
 
-function toWeirError(error: unknown, address: string, method: string): WeirError {
+/** The WeirError a failed call to `address` stands for, with messages that name the broker. */
+export function toWeirError(
+  error: unknown,
+  address: string,
+  method: string,
+  service = 'weir.admin.AdminService',
+): WeirError {
   if (error instanceof WeirError) return error;
   if (!isServiceError(error)) {
     return new WeirError(
@@ -214,7 +220,7 @@ function toWeirError(error: unknown, address: string, method: string): WeirError
   if (error.code === status.UNIMPLEMENTED) {
     return new WeirError(
       ErrorCode.UNSUPPORTED_VERSION,
-      `${address} does not serve weir.admin.AdminService/${method}: point bootstrap at a broker listener (port 9092 by default), not a controller`,
+      `${address} does not serve ${service}/${method}: point bootstrap at a broker listener (port 9092 by default), not a controller`,
       { cause: error },
     );
   }

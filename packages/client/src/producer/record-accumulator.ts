@@ -54,6 +54,9 @@ export interface RecordAccumulatorConfig {
   readonly clock?: () => number;
   /** The idempotent producer's sequence counters; a fresh set by default. */
   readonly sequences?: SequenceNumbers;
+  /** Buffer memory shared with other accumulators of one producer (one per acks level); its
+   * size must be `bufferMemoryBytes`. A budget of its own by default. */
+  readonly memory?: BufferMemory;
 }
 
 export interface ResolvedAccumulatorConfig {
@@ -138,7 +141,12 @@ export class RecordAccumulator {
     this.config = resolveAccumulatorConfig(config);
     this.clock = config.clock ?? Date.now;
     this.sequences = config.sequences ?? new SequenceNumbers();
-    this.memory = new BufferMemory(this.config.bufferMemoryBytes);
+    this.memory = config.memory ?? new BufferMemory(this.config.bufferMemoryBytes);
+    assert(
+      this.memory.totalBytes === this.config.bufferMemoryBytes,
+      () =>
+        `shared buffer memory has ${this.memory.totalBytes} bytes, bufferMemoryBytes is ${this.config.bufferMemoryBytes}`,
+    );
   }
 
   /** Bytes of buffer memory held by records not yet acknowledged (and by waiting appends). */
