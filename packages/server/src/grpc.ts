@@ -16,8 +16,10 @@ const MiB = 1024 * 1024;
 
 /** Options for the node's servers: explicit limits and keepalive, never grpc-js defaults. */
 export const SERVER_GRPC_OPTIONS: ChannelOptions = {
+  // Produce requests: a client's batches for one broker.
   'grpc.max_receive_message_length': 16 * MiB,
-  'grpc.max_send_message_length': 16 * MiB,
+  // Fetch answers (the broker caps them at 48 MiB) and replication.
+  'grpc.max_send_message_length': 64 * MiB,
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,

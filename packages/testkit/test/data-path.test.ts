@@ -332,3 +332,45 @@ describe('ISR maintenance', () => {
     ).toBe(true);
   });
 });
+
+describe('fetch limits', () => {
+  it('only the first partition with data may exceed maxBytes with a whole batch (KIP-74)', async () => {
+    cluster = await InProcessCluster.start(1);
+    await cluster.createTopic('wide', 3, 1);
+    const value = 'v'.repeat(1_000);
+    for (const partition of [0, 1, 2]) {
+      const answer = await produce(cluster, 1, {
+        acks: 1,
+        topic: 'wide',
+        partition,
+        records: batch([value]),
+      });
+      expect(answer.error?.code).toBe(ErrorCode.NONE);
+    }
+    const fetched = await call<proto.weir.broker.FetchResponse>((callback) =>
+      cluster!.broker(1).fetch(
+        {
+          maxWaitMs: 0,
+          minBytes: 1,
+          maxBytes: 100,
+          topics: [
+            {
+              topic: 'wide',
+              partitions: [0, 1, 2].map((partition) => ({
+                partition,
+                fetchOffset: 0n,
+                partitionMaxBytes: 1 << 20,
+                currentLeaderEpoch: -1,
+              })),
+            },
+          ],
+        },
+        callback,
+      ),
+    );
+    const sizes = fetched.topics[0]!.partitions.map((p) => p.records.length);
+    expect(sizes[0]).toBeGreaterThan(1_000);
+    expect(sizes.slice(1)).toEqual([0, 0]);
+    for (const partition of fetched.topics[0]!.partitions) expect(partition.highWatermark).toBe(1n);
+  });
+});

@@ -24,6 +24,7 @@ export interface ReplicationServiceOptions {
 const DEFAULT_MAX_WAIT_CAP_MS = 500;
 const DEFAULT_PARTITION_MAX_BYTES = 1024 * 1024;
 const DEFAULT_RESPONSE_MAX_BYTES = 8 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 export function replicationServiceHandlers(
   replicas: ReplicaManager,
@@ -105,6 +106,7 @@ async function readAll(
     request.maxBytes > 0 ? request.maxBytes : Number.MAX_SAFE_INTEGER,
     options.responseMaxBytes ?? DEFAULT_RESPONSE_MAX_BYTES,
   );
+  const initialBudget = budget;
   const partitionMaxBytes = options.partitionMaxBytes ?? DEFAULT_PARTITION_MAX_BYTES;
   const responses: PartitionResponse[] = [];
   for (const p of request.partitions) {
@@ -127,7 +129,10 @@ async function readAll(
         currentLeaderEpoch: p.currentLeaderEpoch,
         maxBytes: Math.max(1, Math.min(partitionMaxBytes, budget)),
       });
-      budget -= result.records.length;
+      // As for consumers (KIP-74): only the first partition with data may exceed the budget.
+      const records =
+        budget < initialBudget && result.records.length > budget ? EMPTY : result.records;
+      budget -= records.length;
       replicas.progressed(partition);
       responses.push({
         ...base,
@@ -138,7 +143,7 @@ async function readAll(
           result.divergingEpoch === undefined
             ? undefined
             : { offset: result.divergingEpoch.endOffset, leaderEpoch: result.divergingEpoch.epoch },
-        records: result.records,
+        records,
       });
     } catch (error) {
       if (!isWeirError(error)) throw error;

@@ -26,7 +26,9 @@ export interface BrokerServiceOptions {
 }
 
 const DEFAULT_FETCH_MAX_WAIT_CAP_MS = 30_000;
-const DEFAULT_FETCH_RESPONSE_MAX_BYTES = 64 * 1024 * 1024;
+/** Below the 64 MiB the broker's gRPC listener may send in one message. */
+const DEFAULT_FETCH_RESPONSE_MAX_BYTES = 48 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 const DEFAULT_MIN_INSYNC_REPLICAS = 1;
 const NONE = { code: ErrorCode.NONE, message: '' };
 const LATEST_TIMESTAMP = -1n;
@@ -237,13 +239,13 @@ async function fetchAll(
           1,
           Math.min(p.partitionMaxBytes > 0 ? p.partitionMaxBytes : budget, budget),
         );
-        const result = await partition.readAsConsumer(
-          p.fetchOffset,
-          maxBytes,
-          p.currentLeaderEpoch,
-        );
-        budget = Math.max(0, budget - result.records.length);
-        bytes += result.records.length;
+        const read = await partition.readAsConsumer(p.fetchOffset, maxBytes, p.currentLeaderEpoch);
+        // Only the first partition with data may exceed the budget with a whole batch, so
+        // that a consumer always progresses (KIP-74); later ones wait for the next fetch.
+        const records = bytes > 0 && read.records.length > budget ? EMPTY : read.records;
+        const result = { ...read, records };
+        budget = Math.max(0, budget - records.length);
+        bytes += records.length;
         waitingOn.push({ partition, fetchOffset: p.fetchOffset });
         partitions.push({
           partition: p.partition,
