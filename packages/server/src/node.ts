@@ -227,13 +227,6 @@ async function startBroker(options: NodeOptions, logger: Logger): Promise<Broker
   const voters = addressesOf(options.quorumVoters);
   const listener = new BrokerMetadataListener(nodeId, logger);
   const channel = new ControllerChannel({ voters });
-  const observer = RaftObserver.start({
-    nodeId,
-    clusterId,
-    voters,
-    stateMachine: listener,
-    onError: (voter, error) => logger.debug({ voter, err: error }, 'metadata fetch failed'),
-  });
   // The lifecycle exists before the listener is bound; it registers the bound port at start().
   let port = options.brokerPort;
   const lifecycle = new BrokerLifecycle({
@@ -246,7 +239,10 @@ async function startBroker(options: NodeOptions, logger: Logger): Promise<Broker
     heartbeatIntervalMs: options.brokerHeartbeatIntervalMs,
     logger,
   });
-  const controllerId = (): number => observer.leaderId ?? -1;
+  // The observer starts last: every delta it publishes must find the data plane listening
+  // (a restarted broker replays its partitions' leadership from the first delta on).
+  const following: { observer?: RaftObserver } = {};
+  const controllerId = (): number => following.observer?.leaderId ?? -1;
   let dataPlane: DataPlane | undefined;
   const server = new Server(SERVER_GRPC_OPTIONS);
   try {
@@ -270,10 +266,17 @@ async function startBroker(options: NodeOptions, logger: Logger): Promise<Broker
     port = await bindServer(server, options.listenHost, options.brokerPort, 'broker.port');
   } catch (error) {
     await dataPlane?.close();
-    await observer.stop();
     channel.close();
     throw error;
   }
+  const observer = RaftObserver.start({
+    nodeId,
+    clusterId,
+    voters,
+    stateMachine: listener,
+    onError: (voter, error) => logger.debug({ voter, err: error }, 'metadata fetch failed'),
+  });
+  following.observer = observer;
   return { port, listener, observer, channel, lifecycle, dataPlane, server };
 }
 

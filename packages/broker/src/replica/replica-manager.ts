@@ -145,6 +145,18 @@ export class ReplicaManager {
     this.fetchPurgatory.checkAndComplete(partition.key);
   }
 
+  /**
+   * After a follower's fetch: wakes waiting requests, and proposes the follower back into the
+   * ISR as soon as it has caught up (Kafka expands on the fetch path; shrinking is periodic).
+   */
+  followerFetched(partition: Partition): void {
+    this.progressed(partition);
+    const leader = partition.leader;
+    if (leader === undefined || this.closed) return;
+    const proposal = leader.maybeExpandIsr(this.options.isEligibleReplica ?? (() => true));
+    if (proposal !== undefined) void this.sendIsrChange(partition, proposal);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.isrTimer !== undefined) clearInterval(this.isrTimer);

@@ -24,6 +24,8 @@ export interface ReplicaFetcherOptions {
   /** The pause after a failed stream or a partition error before trying again. */
   readonly retryBackoffMs?: number;
   readonly onError?: (leaderId: number, error: unknown) => void;
+  /** Told when a follower truncated its log after a divergence (for logs). */
+  readonly onTruncated?: (partition: Partition, offset: bigint) => void;
 }
 
 const DEFAULT_MAX_WAIT_MS = 500;
@@ -206,10 +208,11 @@ class ReplicaFetcher {
         continue;
       }
       if (answer.divergingEpoch !== undefined) {
-        await partition.truncateToDivergence({
+        const offset = await partition.truncateToDivergence({
           epoch: answer.divergingEpoch.leaderEpoch,
           endOffset: answer.divergingEpoch.offset,
         });
+        this.options.onTruncated?.(partition, offset);
         continue;
       }
       await partition.appendAsFollower(Buffer.from(answer.records), answer.highWatermark);

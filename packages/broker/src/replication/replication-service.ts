@@ -133,7 +133,7 @@ async function readAll(
       const records =
         budget < initialBudget && result.records.length > budget ? EMPTY : result.records;
       budget -= records.length;
-      replicas.progressed(partition);
+      replicas.followerFetched(partition);
       responses.push({
         ...base,
         error: { code: ErrorCode.NONE, message: '' },

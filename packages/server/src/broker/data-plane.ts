@@ -76,6 +76,18 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
       return response;
     },
     onTransition: (event) => {
+      if (event.kind !== 'stopped' && event.kind !== 'isr-change-failed') {
+        logger.debug(
+          {
+            topic: event.partition.topic,
+            partition: event.partition.partitionId,
+            kind: event.kind,
+            leo: event.partition.logEndOffset,
+            hw: event.partition.highWatermark,
+          },
+          'replica transition applied',
+        );
+      }
       if (event.kind === 'isr-change-failed') {
         logger.warn(
           {
@@ -103,6 +115,11 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     brokerEpoch: () => options.brokerEpoch() ?? -1n,
     brokerAddress: (id) => brokerAddress(listener.image, id),
     onError: (leaderId, error) => logger.debug({ leaderId, err: error }, 'replica fetch failed'),
+    onTruncated: (partition, offset) =>
+      logger.info(
+        { topic: partition.topic, partition: partition.partitionId, offset },
+        'truncated a diverging log tail (KIP-320)',
+      ),
   });
   replicas.startIsrMaintenance();
   const producerIds = new ProducerIdBlocks(async () => {
