@@ -136,4 +136,58 @@ describe('acks=all durability under leader kills', () => {
     expect(lost).toEqual([]);
     expect(acknowledged.size).toBeGreaterThanOrEqual((KILLS + 1) * ACKS_BETWEEN_KILLS);
   }, 300_000);
+
+  it('a follower stopped with SIGSTOP leaves the ISR; writes go on with min.insync.replicas=2; after SIGCONT it catches up and rejoins', async () => {
+    const topic = 'paused';
+    const admin = cluster.admin();
+    await admin.createTopics({
+      topics: [
+        {
+          name: topic,
+          partitions: 1,
+          replicationFactor: 3,
+          configs: { 'min.insync.replicas': '2' },
+        },
+      ],
+    });
+    const describe = async () => (await cluster.admin().describeTopics([topic]))[0]!.partitions[0]!;
+    const { leader, replicas } = await waitFor('a leader', async () => {
+      const partition = await describe();
+      return partition.leader !== null ? partition : undefined;
+    });
+    const paused = replicas.find((id) => id !== leader)!;
+    const weir = new Weir({
+      bootstrap: cluster.dev.bootstrap(),
+      clientId: 'pause-test',
+      requestTimeoutMs: 5_000,
+    });
+    const producer = weir.producer({ acks: 'all', lingerMs: 0, deliveryTimeoutMs: 60_000 });
+    await producer.connect();
+    const send = async (value: string) =>
+      (await producer.send({ topic, messages: [{ value }] }))[0]!.offset;
+    for (let i = 0; i < 20; i++) await send(`before-${i}`);
+
+    cluster.dev.process(paused)!.kill('SIGSTOP');
+    try {
+      // Its session runs out and the controller takes it out of the ISR; writes continue.
+      await waitFor(
+        'the paused follower out of the ISR',
+        async () => !(await describe()).isr.includes(paused),
+        20_000,
+      );
+      expect((await describe()).isr).toHaveLength(2);
+      for (let i = 0; i < 50; i++) await send(`while-paused-${i}`);
+    } finally {
+      cluster.dev.process(paused)!.kill('SIGCONT');
+    }
+    await waitFor(
+      'the follower back in the ISR',
+      async () => (await describe()).isr.includes(paused),
+      30_000,
+    );
+    const last = await send('after');
+    expect(last).toBe(70n);
+    await producer.close();
+    await admin.close();
+  }, 120_000);
 });
