@@ -2,7 +2,7 @@
 // that run at construction so a mistake is reported where it was made, with what to change,
 // rather than as a connection failure later (CONVENTIONS.md, "From KafkaJS").
 
-import { ErrorCode, WeirError } from '@weir/protocol';
+import { invalidConfig } from './config-values.js';
 
 export interface WeirConfig {
   /**
@@ -34,13 +34,9 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const MAX_PORT = 65_535;
 
-function invalid(detail: string): WeirError {
-  return new WeirError(ErrorCode.INVALID_CONFIG, detail);
-}
-
 export function resolveConfig(config: WeirConfig): ResolvedConfig {
   if (typeof config !== 'object' || config === null) {
-    throw invalid("new Weir() needs options, e.g. new Weir({ bootstrap: '127.0.0.1:9092' })");
+    throw invalidConfig("new Weir() needs options, e.g. new Weir({ bootstrap: '127.0.0.1:9092' })");
   }
   return {
     brokers: parseBootstrap(config.bootstrap),
@@ -55,14 +51,14 @@ export function resolveConfig(config: WeirConfig): ResolvedConfig {
  */
 export function parseBootstrap(bootstrap: string | readonly string[] | undefined): string[] {
   if (typeof bootstrap !== 'string' && !Array.isArray(bootstrap)) {
-    throw invalid(
+    throw invalidConfig(
       "bootstrap is missing: give the brokers as 'host:port,host:port', e.g. '127.0.0.1:9092'",
     );
   }
   const parts = (typeof bootstrap === 'string' ? [bootstrap] : bootstrap).flatMap(
     (entry: unknown) => {
       if (typeof entry !== 'string') {
-        throw invalid(
+        throw invalidConfig(
           `bootstrap entries must be strings like '127.0.0.1:9092', got ${typeof entry}`,
         );
       }
@@ -71,7 +67,7 @@ export function parseBootstrap(bootstrap: string | readonly string[] | undefined
   );
   const brokers = parts.filter((part) => part !== '');
   if (brokers.length === 0) {
-    throw invalid(
+    throw invalidConfig(
       "bootstrap is empty: give at least one broker as 'host:port', e.g. '127.0.0.1:9092'",
     );
   }
@@ -81,20 +77,20 @@ export function parseBootstrap(bootstrap: string | readonly string[] | undefined
 
 function checkAddress(address: string): void {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(address)) {
-    throw invalid(
+    throw invalidConfig(
       `bootstrap entry '${address}' has a URL scheme: write just host:port, e.g. '127.0.0.1:9092'`,
     );
   }
   const match = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]/]+):([^:]*)$/.exec(address);
   if (match === null) {
     const example = /^[^\s:[\]/]+$/.test(address) ? `'${address}:9092'` : "'127.0.0.1:9092'";
-    throw invalid(
+    throw invalidConfig(
       `bootstrap entry '${address}' is not host:port: write it like ${example} (IPv6 hosts in brackets, '[::1]:9092')`,
     );
   }
   const port = match[2]!;
   if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > MAX_PORT) {
-    throw invalid(
+    throw invalidConfig(
       `bootstrap entry '${address}' has port '${port}': the port must be a whole number from 1 to ${MAX_PORT}`,
     );
   }
@@ -103,7 +99,9 @@ function checkAddress(address: string): void {
 function resolveClientId(clientId: unknown): string {
   if (clientId === undefined) return DEFAULT_CLIENT_ID;
   if (typeof clientId !== 'string' || clientId.trim() === '') {
-    throw invalid("clientId must be a non-empty string, e.g. 'orders-service'; or leave it out");
+    throw invalidConfig(
+      "clientId must be a non-empty string, e.g. 'orders-service'; or leave it out",
+    );
   }
   return clientId;
 }
@@ -116,7 +114,7 @@ function resolveTimeout(requestTimeoutMs: unknown): number {
     requestTimeoutMs <= 0 ||
     requestTimeoutMs > MAX_TIMEOUT_MS
   ) {
-    throw invalid(
+    throw invalidConfig(
       `requestTimeoutMs must be a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${typeof requestTimeoutMs === 'number' ? requestTimeoutMs : typeof requestTimeoutMs}; the default is ${DEFAULT_REQUEST_TIMEOUT_MS}`,
     );
   }

@@ -1,7 +1,7 @@
 // The consumer's options (`weir.consumer(options)`): Kafka's and KafkaJS's names where the
 // meaning is the same, their defaults, and checks at construction that say what to change.
 
-import { ErrorCode, WeirError } from '@weir/protocol';
+import { invalidConfig, wholeNumber } from '../config-values.js';
 import type { ResolvedConfig } from '../config.js';
 import { DEFAULT_METADATA_MAX_AGE_MS } from '../metadata/metadata-cache.js';
 
@@ -64,22 +64,18 @@ export const DEFAULT_MAX_POLL_RECORDS = 500;
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const MAX_INT32 = 2 ** 31 - 1;
 
-function invalid(detail: string): WeirError {
-  return new WeirError(ErrorCode.INVALID_CONFIG, detail);
-}
-
 export function resolveConsumerConfig(
   client: ResolvedConfig,
   options: ConsumerOptions = {},
 ): ResolvedConsumerConfig {
   if (typeof options !== 'object' || options === null) {
-    throw invalid(
+    throw invalidConfig(
       "weir.consumer() takes an options object, e.g. { autoOffsetReset: 'earliest' }, or nothing",
     );
   }
   const { autoOffsetReset = 'latest' } = options;
   if (autoOffsetReset !== 'earliest' && autoOffsetReset !== 'latest') {
-    throw invalid(
+    throw invalidConfig(
       `autoOffsetReset must be 'earliest' or 'latest', got ${JSON.stringify(autoOffsetReset)}`,
     );
   }
@@ -98,7 +94,7 @@ export function resolveConsumerConfig(
     MAX_TIMEOUT_MS,
   );
   if (retryBackoffMaxMs < retryBackoffMs) {
-    throw invalid(
+    throw invalidConfig(
       `retryBackoffMaxMs (${retryBackoffMaxMs}) must not be below retryBackoffMs (${retryBackoffMs})`,
     );
   }
@@ -160,20 +156,4 @@ export function resolveConsumerConfig(
       MAX_TIMEOUT_MS,
     ),
   };
-}
-
-function wholeNumber(
-  name: string,
-  value: unknown,
-  defaultValue: number,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return defaultValue;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(
-      `${name} must be a whole number from ${min} to ${max}, got ${typeof value === 'number' ? value : typeof value}; the default is ${defaultValue}`,
-    );
-  }
-  return value;
 }

@@ -2,7 +2,7 @@
 // meaning is the same, Kafka's defaults, and the checks that run at construction so that a
 // conflict is reported with what to change rather than as a broker error later.
 
-import { ErrorCode, WeirError } from '@weir/protocol';
+import { invalidConfig, wholeNumber } from '../config-values.js';
 import type { ResolvedConfig } from '../config.js';
 import { BROKER_MAX_SEND_MESSAGE_BYTES } from '../metadata/broker-clients.js';
 import { DEFAULT_METADATA_MAX_AGE_MS } from '../metadata/metadata-cache.js';
@@ -84,16 +84,14 @@ const MAX_INT32 = 2 ** 31 - 1;
 /** Room for a Produce request's fields around its batches. */
 const MAX_REQUEST_BYTES = BROKER_MAX_SEND_MESSAGE_BYTES - 64 * 1024;
 
-function invalid(detail: string): WeirError {
-  return new WeirError(ErrorCode.INVALID_CONFIG, detail);
-}
-
 export function resolveProducerConfig(
   client: ResolvedConfig,
   options: ProducerOptions = {},
 ): ResolvedProducerConfig {
   if (typeof options !== 'object' || options === null) {
-    throw invalid('weir.producer() takes an options object, e.g. { acks: "all" }, or nothing');
+    throw invalidConfig(
+      'weir.producer() takes an options object, e.g. { acks: "all" }, or nothing',
+    );
   }
   const acks = resolveAcks(options.acks, 'acks');
   const maxInFlightRequests = wholeNumber(
@@ -114,7 +112,7 @@ export function resolveProducerConfig(
   );
   const accumulator = resolveAccumulatorConfig(options);
   if (accumulator.maxRequestBytes > MAX_REQUEST_BYTES) {
-    throw invalid(
+    throw invalidConfig(
       `maxRequestBytes must be at most ${MAX_REQUEST_BYTES} (the brokers take gRPC messages of up to ${BROKER_MAX_SEND_MESSAGE_BYTES} bytes, the request's own fields included), got ${accumulator.maxRequestBytes}`,
     );
   }
@@ -127,7 +125,7 @@ export function resolveProducerConfig(
   );
   if (deliveryTimeoutMs < accumulator.lingerMs + requestTimeoutMs) {
     // Kafka's rule: otherwise a batch could expire before its first request had a chance.
-    throw invalid(
+    throw invalidConfig(
       `deliveryTimeoutMs (${deliveryTimeoutMs}) must be at least lingerMs + requestTimeoutMs (${accumulator.lingerMs} + ${requestTimeoutMs}); raise deliveryTimeoutMs or lower the others`,
     );
   }
@@ -146,7 +144,7 @@ export function resolveProducerConfig(
     MAX_TIMEOUT_MS,
   );
   if (retryBackoffMaxMs < retryBackoffMs) {
-    throw invalid(
+    throw invalidConfig(
       `retryBackoffMaxMs (${retryBackoffMaxMs}) must not be below retryBackoffMs (${retryBackoffMs})`,
     );
   }
@@ -174,7 +172,7 @@ export function resolveProducerConfig(
 export function resolveAcks(acks: unknown, name: string): -1 | 0 | 1 {
   if (acks === undefined || acks === 'all' || acks === -1) return -1;
   if (acks === 0 || acks === 1) return acks;
-  throw invalid(
+  throw invalidConfig(
     `${name} must be 'all' (or -1), 1 or 0, got ${JSON.stringify(acks) ?? typeof acks}`,
   );
 }
@@ -187,7 +185,7 @@ function resolveIdempotent(
 ): boolean {
   const { idempotent } = options;
   if (idempotent !== undefined && typeof idempotent !== 'boolean') {
-    throw invalid(`idempotent must be true or false, got ${typeof idempotent}`);
+    throw invalidConfig(`idempotent must be true or false, got ${typeof idempotent}`);
   }
   if (idempotent === undefined) {
     // Kafka 3.0+: on by default, unless the options given conflict with it.
@@ -195,35 +193,19 @@ function resolveIdempotent(
   }
   if (!idempotent) return false;
   if (acks !== -1) {
-    throw invalid(
+    throw invalidConfig(
       `idempotent: true requires acks: 'all' (every in-sync replica), got acks: ${acks}; set acks: 'all', or idempotent: false to produce with acks ${acks}`,
     );
   }
   if (maxInFlightRequests > MAX_IN_FLIGHT_REQUESTS_IDEMPOTENT) {
-    throw invalid(
+    throw invalidConfig(
       `maxInFlightRequests must be at most ${MAX_IN_FLIGHT_REQUESTS_IDEMPOTENT} with idempotent: true (the broker deduplicates a producer's last ${MAX_IN_FLIGHT_REQUESTS_IDEMPOTENT} batches), got ${maxInFlightRequests}; lower it, or set idempotent: false`,
     );
   }
   if (retries === 0) {
-    throw invalid(
+    throw invalidConfig(
       'retries must be above 0 with idempotent: true (a batch that is not retried leaves a gap in its sequence); raise retries, or set idempotent: false',
     );
   }
   return true;
-}
-
-function wholeNumber(
-  name: string,
-  value: unknown,
-  defaultValue: number,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return defaultValue;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalid(
-      `${name} must be a whole number from ${min} to ${max}, got ${typeof value === 'number' ? value : typeof value}; the default is ${defaultValue}`,
-    );
-  }
-  return value;
 }

@@ -8,6 +8,7 @@
 // wait for buffer memory. Retries go back to the front of their partition's queue in the order
 // they were first sent, so with idempotence a partition's sequences reach the broker in order.
 
+import { invalidConfig, wholeNumber } from '../config-values.js';
 import { ErrorCode, RECORD_BATCH_OVERHEAD, WeirError, assert } from '@weir/protocol';
 import { BufferMemory } from './buffer-memory.js';
 import {
@@ -481,10 +482,6 @@ function checkTopicPartition(record: ProducerRecord): void {
   );
 }
 
-function invalidConfig(detail: string): WeirError {
-  return new WeirError(ErrorCode.INVALID_CONFIG, detail);
-}
-
 /** Fills in defaults and checks the limits, with messages that say what to change. */
 export function resolveAccumulatorConfig(
   config: RecordAccumulatorConfig,
@@ -521,22 +518,6 @@ export function resolveAccumulatorConfig(
     maxRequestBytes,
     compression: resolveCompression(config.compression),
   };
-}
-
-function wholeNumber(
-  name: string,
-  value: unknown,
-  defaultValue: number,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return defaultValue;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalidConfig(
-      `${name} must be a whole number from ${min} to ${max}, got ${typeof value === 'number' ? value : typeof value}; the default is ${defaultValue}`,
-    );
-  }
-  return value;
 }
 
 function resolveCompression(compression: unknown): AccumulatorCompression {
