@@ -232,3 +232,29 @@ function rethrow(errors: readonly unknown[], message: string): void {
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) throw new AggregateError(errors, message);
 }
+
+/**
+ * Waits in `purgatory` on `keys` until `isDone()` holds or `timeoutMs` passes (a long poll).
+ * Resolves either way; a full or shut-down purgatory resolves at once, so the caller answers
+ * now rather than holding the request.
+ */
+export function waitInPurgatory<K>(
+  purgatory: Purgatory<K>,
+  keys: readonly K[],
+  isDone: () => boolean,
+  timeoutMs: number,
+): Promise<void> {
+  if (keys.length === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const operation: DelayedOperation = {
+      tryComplete: isDone,
+      onComplete: resolve,
+      onExpire: resolve,
+    };
+    try {
+      purgatory.tryCompleteElseWatch(operation, keys, timeoutMs);
+    } catch {
+      resolve();
+    }
+  });
+}

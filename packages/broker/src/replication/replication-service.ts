@@ -4,7 +4,7 @@
 
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { ErrorCode, isWeirError, type proto, toServiceError } from '@weir/protocol';
-import type { DelayedOperation } from '../purgatory.js';
+import { waitInPurgatory } from '../purgatory.js';
 import type { Partition } from '../replica/partition.js';
 import type { ReplicaManager } from '../replica/replica-manager.js';
 
@@ -74,27 +74,15 @@ function waitForAppends(
   partitions: readonly { partition: Partition; fetchOffset: bigint }[],
   timeoutMs: number,
 ): Promise<void> {
-  return new Promise((resolve) => {
-    const operation: DelayedOperation = {
-      tryComplete: () =>
-        partitions.some(
-          ({ partition, fetchOffset }) =>
-            !partition.isLeader || partition.logEndOffset > fetchOffset,
-        ),
-      onComplete: resolve,
-      onExpire: resolve,
-    };
-    try {
-      replicas.fetchPurgatory.tryCompleteElseWatch(
-        operation,
-        partitions.map(({ partition }) => partition.key),
-        timeoutMs,
-      );
-    } catch {
-      // A full purgatory: answer now rather than hold the follower.
-      resolve();
-    }
-  });
+  return waitInPurgatory(
+    replicas.fetchPurgatory,
+    partitions.map(({ partition }) => partition.key),
+    () =>
+      partitions.some(
+        ({ partition, fetchOffset }) => !partition.isLeader || partition.logEndOffset > fetchOffset,
+      ),
+    timeoutMs,
+  );
 }
 
 async function readAll(

@@ -3,7 +3,7 @@
 
 import type { MetadataImage } from '@weir/metadata';
 import { ErrorCode, WeirError, isWeirError, type proto, unary } from '@weir/protocol';
-import type { DelayedOperation } from '../purgatory.js';
+import { type DelayedOperation, waitInPurgatory } from '../purgatory.js';
 import type { Partition } from '../replica/partition.js';
 import type { ReplicaManager } from '../replica/replica-manager.js';
 import { metadataResponse, topicConfig } from './metadata-response.js';
@@ -278,27 +278,16 @@ function waitForHighWatermarks(
   partitions: readonly { partition: Partition; fetchOffset: bigint }[],
   timeoutMs: number,
 ): Promise<void> {
-  if (partitions.length === 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const operation: DelayedOperation = {
-      tryComplete: () =>
-        partitions.some(
-          ({ partition, fetchOffset }) =>
-            !partition.isLeader || partition.highWatermark > fetchOffset,
-        ),
-      onComplete: resolve,
-      onExpire: resolve,
-    };
-    try {
-      replicas.fetchPurgatory.tryCompleteElseWatch(
-        operation,
-        partitions.map(({ partition }) => partition.key),
-        timeoutMs,
-      );
-    } catch {
-      resolve();
-    }
-  });
+  return waitInPurgatory(
+    replicas.fetchPurgatory,
+    partitions.map(({ partition }) => partition.key),
+    () =>
+      partitions.some(
+        ({ partition, fetchOffset }) =>
+          !partition.isLeader || partition.highWatermark > fetchOffset,
+      ),
+    timeoutMs,
+  );
 }
 
 function errorStatus(error: unknown): { code: number; message: string } {
