@@ -68,6 +68,14 @@ export class Sender {
   private readonly wakeup = new Wakeup();
   private readonly inFlightByBroker = new Map<number, number>();
   private readonly inFlightBatches = new Set<ProducerBatch>();
+  /**
+   * Partitions with a batch in flight. An idempotent producer sends one batch per partition at
+   * a time: concurrent gRPC calls are not delivered in the order they were made (a small one
+   * overtakes a large one), and the broker would see sequences out of order. Kafka pipelines
+   * up to 5 per partition because one TCP connection keeps its requests in order; a Produce
+   * stream per broker would let Weir do the same.
+   */
+  private readonly inFlightPartitions = new Set<string>();
   private readonly outstanding = new Set<Promise<void>>();
   /** The error each batch last failed with, for the message when it finally fails. */
   private readonly lastErrors = new WeakMap<ProducerBatch, WeirError>();
@@ -174,6 +182,12 @@ export class Sender {
       const requests = accumulator.drain({
         now,
         leaderFor: (topic, partition) => {
+          if (
+            this.options.identity !== undefined &&
+            this.inFlightPartitions.has(`${topic}:${partition}`)
+          ) {
+            return undefined;
+          }
           const leader = this.options.metadata.leaderFor(topic, partition);
           return leader !== undefined && this.hasRoom(leader) ? leader : undefined;
         },
@@ -198,7 +212,10 @@ export class Sender {
     batches: ProducerBatch[],
   ): void {
     this.inFlightByBroker.set(leader, (this.inFlightByBroker.get(leader) ?? 0) + 1);
-    for (const batch of batches) this.inFlightBatches.add(batch);
+    for (const batch of batches) {
+      this.inFlightBatches.add(batch);
+      this.inFlightPartitions.add(`${batch.topic}:${batch.partition}`);
+    }
     const request = this.produce(leader, acks, accumulator, batches)
       .catch((error: unknown) => {
         // produce() settles every batch itself; this is a bug report, not a retry path.
@@ -211,7 +228,10 @@ export class Sender {
       })
       .finally(() => {
         this.inFlightByBroker.set(leader, this.inFlightByBroker.get(leader)! - 1);
-        for (const batch of batches) this.inFlightBatches.delete(batch);
+        for (const batch of batches) {
+          this.inFlightBatches.delete(batch);
+          this.inFlightPartitions.delete(`${batch.topic}:${batch.partition}`);
+        }
         this.outstanding.delete(request);
         this.wake();
       });
