@@ -75,7 +75,8 @@ export async function withAdmin(
   }
 }
 
-function bootstrapOf(io: CliIo, command: Command, bootstrap: string): string[] {
+/** The --bootstrap list; a bad one is a usage error naming where it came from (flag or env). */
+export function bootstrapOf(io: CliIo, command: Command, bootstrap: string): string[] {
   try {
     return parseBootstrap(bootstrap);
   } catch (error) {

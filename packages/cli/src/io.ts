@@ -6,4 +6,9 @@ export interface CliIo {
   readonly stdout: { write(chunk: string): unknown };
   readonly stderr: { write(chunk: string): unknown };
   readonly env: Readonly<Record<string, string | undefined>>;
+  /**
+   * What `weir produce` reads; process.stdin when absent. `isTTY` tells a terminal (no progress
+   * lines then) from a pipe or file.
+   */
+  readonly stdin?: NodeJS.ReadableStream & { readonly isTTY?: boolean };
 }

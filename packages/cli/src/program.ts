@@ -1,9 +1,13 @@
-// The weir command line: `weir cluster`, `weir topics`, `weir server`, `weir dev`. Built per
-// run around injected streams and environment so tests drive it in-process.
+// The weir command line: `weir cluster`, `weir topics`, `weir server`, `weir dev`, `weir produce`,
+// `weir consume`, `weir perf`. Built per run around injected streams and environment so tests
+// drive it in-process.
 
 import { Command } from 'commander';
 import { registerClusterCommand } from './commands/cluster.js';
+import { registerConsumeCommand } from './commands/consume.js';
 import { registerDevCommand } from './commands/dev.js';
+import { registerPerfCommand } from './commands/perf.js';
+import { registerProduceCommand } from './commands/produce.js';
 import { registerServerCommand } from './commands/server.js';
 import { registerTopicsCommand } from './commands/topics.js';
 import { exitCodeFor } from './errors.js';
@@ -29,6 +33,9 @@ export function buildProgram(io: CliIo): Command {
   registerDevCommand(program, io);
   registerClusterCommand(program, io);
   registerTopicsCommand(program, io);
+  registerProduceCommand(program, io);
+  registerConsumeCommand(program, io);
+  registerPerfCommand(program, io);
   return program;
 }
 
