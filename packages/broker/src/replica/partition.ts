@@ -232,7 +232,11 @@ export class Partition {
         };
       }
     }
+    // The log's end moves when a write completes, before the appender's continuation tells the
+    // leader state; a fetch in between must see the same end in both (found under acks=all load:
+    // the mismatch refused the fetch and stalled the follower for a long poll).
     const leaderLogEndOffset = this.logEndOffset;
+    leader.updateLeaderLogEndOffset(leaderLogEndOffset);
     leader.updateFollowerFetch(followerId, request.fetchOffset, leaderLogEndOffset);
     leader.maybeAdvanceHighWatermark();
     const { records } = await this.log.read(request.fetchOffset, request.maxBytes);
