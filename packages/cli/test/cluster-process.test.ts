@@ -235,15 +235,19 @@ describe('a three-node cluster of weir server processes', () => {
 
     await cluster.restart(controller);
     await cluster.dev.waitUntilReady(30_000);
-    // All three images reach the same offset and are then identical.
+    // All three images reach the same offset and are then identical. ISR changes keep coming
+    // (followers rejoin), so a view counts only if its offset did not move while it was read.
     const views = await waitFor('every broker at the same metadata offset', async () => {
       const described = await Promise.all(
-        NODES.map(async (id) => ({
-          offset: (await cluster.admin(id).describeCluster()).metadataOffset,
-          topics: await cluster.admin(id).describeTopics(),
-        })),
+        NODES.map(async (id) => {
+          const before = (await cluster.admin(id).describeCluster()).metadataOffset;
+          const topics = await cluster.admin(id).describeTopics();
+          const after = (await cluster.admin(id).describeCluster()).metadataOffset;
+          return { offset: before === after ? before : -1n, topics };
+        }),
       );
-      return described.every((view) => view.offset === described[0]!.offset)
+      const offset = described[0]!.offset;
+      return offset >= 0n && described.every((view) => view.offset === offset)
         ? described
         : undefined;
     });
