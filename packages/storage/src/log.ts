@@ -36,6 +36,9 @@ export const LOG_START_OFFSET_CHECKPOINT = 'log-start-offset-checkpoint';
 /** Present only between a clean close and the next open: that open skips recovery. */
 export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
 
+/** How many bytes a timestamp lookup reads per step. */
+const TIMESTAMP_SCAN_BYTES = 1024 * 1024;
+
 /** The most bytes one writer turn writes; more waits for the next turn. */
 const MAX_GROUP_BYTES = 8 * 1024 * 1024;
 
@@ -522,6 +525,38 @@ export class Log {
     return empty;
   }
 
+  /**
+   * ListOffsets by timestamp (Kafka's fetchOffsetByTimestamp): the first record whose timestamp
+   * is at or after `timestampMs`, or undefined when no record is that new. Segments whose newest
+   * record is known to be older are skipped; in the first candidate, batches are read in order
+   * and the matching batch's records decoded (a LogAppendTime batch answers with its first
+   * offset, all its records sharing the batch's time).
+   */
+  async offsetForTimestamp(
+    timestampMs: bigint,
+  ): Promise<{ offset: bigint; timestamp: bigint } | undefined> {
+    for (let i = 0; i < this.segments.length; i++) {
+      const segment = this.segments[i]!;
+      const known = segment.maxTimestamp;
+      if (known >= 0n && known < timestampMs) continue;
+      const end = this.segments[i + 1]?.baseOffset ?? this.logEndOffset;
+      let offset = segment.baseOffset > this.startOffset ? segment.baseOffset : this.startOffset;
+      while (offset < end) {
+        const { records } = await this.read(offset, TIMESTAMP_SCAN_BYTES, { maxOffset: end });
+        if (records.length === 0) break;
+        for (const batch of batchesIn(records)) {
+          const found =
+            batch.maxTimestamp >= timestampMs
+              ? firstAtOrAfter(batch, timestampMs, offset)
+              : undefined;
+          if (found !== undefined) return found;
+          offset = batch.nextOffset;
+        }
+      }
+    }
+    return undefined;
+  }
+
   private floorSegment(offset: bigint): LogSegment | undefined {
     let low = 0;
     let high = this.segments.length - 1;
@@ -837,4 +872,22 @@ async function deleteSegmentFiles(dir: string, baseOffsets: readonly bigint[]): 
   }
   if (baseOffsets.length > 0) await syncDirectory(dir);
   return bytes;
+}
+
+/** The first record of `batch` at or after `timestampMs` and at or after `fromOffset`. */
+function firstAtOrAfter(
+  batch: RecordBatch,
+  timestampMs: bigint,
+  fromOffset: bigint,
+): { offset: bigint; timestamp: bigint } | undefined {
+  if (batch.timestampType === 'LogAppendTime') {
+    const offset = batch.baseOffset > fromOffset ? batch.baseOffset : fromOffset;
+    return { offset, timestamp: batch.maxTimestamp };
+  }
+  for (const record of batch.records()) {
+    if (record.offset >= fromOffset && record.timestamp >= timestampMs) {
+      return { offset: record.offset, timestamp: record.timestamp };
+    }
+  }
+  return undefined;
 }

@@ -374,3 +374,48 @@ describe('fetch limits', () => {
     for (const partition of fetched.topics[0]!.partitions) expect(partition.highWatermark).toBe(1n);
   });
 });
+
+describe('ListOffsets', () => {
+  it('answers earliest, latest and by timestamp (the first record at or after it)', async () => {
+    cluster = await InProcessCluster.start(1);
+    await cluster.createTopic('timed', 1, 1);
+    for (const timestamps of [
+      [1_000, 1_100],
+      [2_000, 2_100],
+    ]) {
+      const builder = new RecordBatchBuilder();
+      for (const timestamp of timestamps) builder.append({ value: `at ${timestamp}`, timestamp });
+      const answer = await produce(cluster, 1, {
+        acks: 1,
+        topic: 'timed',
+        records: builder.build(),
+      });
+      expect(answer.error?.code).toBe(ErrorCode.NONE);
+    }
+    const list = async (timestamp: bigint) => {
+      const response = await call<proto.weir.broker.ListOffsetsResponse>((callback) =>
+        cluster!
+          .broker(1)
+          .listOffsets(
+            {
+              topics: [
+                {
+                  topic: 'timed',
+                  partitions: [{ partition: 0, timestamp, currentLeaderEpoch: -1 }],
+                },
+              ],
+            },
+            callback,
+          ),
+      );
+      const { offset, timestamp: found, error } = response.topics[0]!.partitions[0]!;
+      return { code: error?.code, offset, timestamp: found };
+    };
+    expect(await list(-2n)).toMatchObject({ code: ErrorCode.NONE, offset: 0n });
+    expect(await list(-1n)).toMatchObject({ code: ErrorCode.NONE, offset: 4n });
+    expect(await list(1_050n)).toEqual({ code: ErrorCode.NONE, offset: 1n, timestamp: 1_100n });
+    expect(await list(1_500n)).toEqual({ code: ErrorCode.NONE, offset: 2n, timestamp: 2_000n });
+    expect(await list(9_999n)).toEqual({ code: ErrorCode.NONE, offset: -1n, timestamp: -1n });
+    expect((await list(-7n)).code).toBe(ErrorCode.INVALID_REQUEST);
+  });
+});

@@ -76,39 +76,15 @@ export function brokerServiceHandlers(
       await waitForHighWatermarks(replicas, first.waitingOn, maxWaitMs);
       return { topics: (await read()).topics };
     }),
-    listOffsets: unary((request) => ({
-      topics: request.topics.map((topic) => ({
-        topic: topic.topic,
-        partitions: topic.partitions.map((p) => {
-          try {
-            const partition = replicas.partitionByName(topic.topic, p.partition);
-            if (!partition.isLeader) throw notLeader(partition, replicas.brokerId);
-            const offset =
-              p.timestamp === EARLIEST_TIMESTAMP
-                ? partition.log.logStartOffset
-                : p.timestamp === LATEST_TIMESTAMP
-                  ? partition.highWatermark
-                  : unsupportedTimestamp(p.timestamp);
-            return {
-              partition: p.partition,
-              error: NONE,
-              offset,
-              timestamp: -1n,
-              leaderEpoch: partition.leaderEpoch,
-              currentLeader: undefined,
-            };
-          } catch (error) {
-            return {
-              partition: p.partition,
-              error: errorStatus(error),
-              offset: -1n,
-              timestamp: -1n,
-              leaderEpoch: -1,
-              currentLeader: currentLeader(options.image(), topic.topic, p.partition),
-            };
-          }
-        }),
-      })),
+    listOffsets: unary(async (request) => ({
+      topics: await Promise.all(
+        request.topics.map(async (topic) => ({
+          topic: topic.topic,
+          partitions: await Promise.all(
+            topic.partitions.map((p) => listOffset(options, topic.topic, p)),
+          ),
+        })),
+      ),
     })),
     metadata: unary((request) =>
       metadataResponse(options.image(), {
@@ -119,6 +95,50 @@ export function brokerServiceHandlers(
     ),
     initProducerId: unary(() => options.initProducerId()),
   };
+}
+
+/**
+ * One partition of ListOffsets: -2 the log start, -1 the high watermark, else the first record
+ * at or after the timestamp below the high watermark (-1 when there is none), as Kafka answers.
+ */
+async function listOffset(
+  options: BrokerServiceOptions,
+  topic: string,
+  p: proto.weir.broker.ListOffsetsRequest_Partition,
+): Promise<proto.weir.broker.ListOffsetsResponse_Partition> {
+  try {
+    const partition = options.replicas.partitionByName(topic, p.partition);
+    if (!partition.isLeader) throw notLeader(partition, options.replicas.brokerId);
+    const answer = (offset: bigint, timestamp = -1n) => ({
+      partition: p.partition,
+      error: NONE,
+      offset,
+      timestamp,
+      leaderEpoch: partition.leaderEpoch,
+      currentLeader: undefined,
+    });
+    if (p.timestamp === EARLIEST_TIMESTAMP) return answer(partition.log.logStartOffset);
+    if (p.timestamp === LATEST_TIMESTAMP) return answer(partition.highWatermark);
+    if (p.timestamp < 0n) {
+      throw new WeirError(
+        ErrorCode.INVALID_REQUEST,
+        `ListOffsets timestamp ${p.timestamp}: use -1 (latest), -2 (earliest) or a time in ms`,
+      );
+    }
+    const found = await partition.log.offsetForTimestamp(p.timestamp);
+    return found === undefined || found.offset >= partition.highWatermark
+      ? answer(-1n)
+      : answer(found.offset, found.timestamp);
+  } catch (error) {
+    return {
+      partition: p.partition,
+      error: errorStatus(error),
+      offset: -1n,
+      timestamp: -1n,
+      leaderEpoch: -1,
+      currentLeader: currentLeader(options.image(), topic, p.partition),
+    };
+  }
 }
 
 async function producePartition(
@@ -313,12 +333,5 @@ function notLeader(partition: Partition, brokerId: number): WeirError {
   return new WeirError(
     ErrorCode.NOT_LEADER_OR_FOLLOWER,
     `broker ${brokerId} is not the leader of ${partition.topic}-${partition.partitionId}; its leader is broker ${partition.leaderId}`,
-  );
-}
-
-function unsupportedTimestamp(timestamp: bigint): never {
-  throw new WeirError(
-    ErrorCode.UNSUPPORTED_VERSION,
-    `ListOffsets by timestamp (${timestamp}) is not supported yet; use -1 (latest) or -2 (earliest)`,
   );
 }
