@@ -394,19 +394,17 @@ describe('ListOffsets', () => {
     }
     const list = async (timestamp: bigint) => {
       const response = await call<proto.weir.broker.ListOffsetsResponse>((callback) =>
-        cluster!
-          .broker(1)
-          .listOffsets(
-            {
-              topics: [
-                {
-                  topic: 'timed',
-                  partitions: [{ partition: 0, timestamp, currentLeaderEpoch: -1 }],
-                },
-              ],
-            },
-            callback,
-          ),
+        cluster!.broker(1).listOffsets(
+          {
+            topics: [
+              {
+                topic: 'timed',
+                partitions: [{ partition: 0, timestamp, currentLeaderEpoch: -1 }],
+              },
+            ],
+          },
+          callback,
+        ),
       );
       const { offset, timestamp: found, error } = response.topics[0]!.partitions[0]!;
       return { code: error?.code, offset, timestamp: found };
