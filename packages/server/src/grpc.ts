@@ -73,7 +73,7 @@ export function bindServer(
   port: number,
   listener: string,
 ): Promise<number> {
-  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  const address = hostPort(host, port);
   return new Promise((resolve, reject) =>
     server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) => {
       if (error === null) return resolve(bound);
@@ -103,4 +103,9 @@ export function shutdownServer(server: Server, graceMs = 2_000): Promise<void> {
       resolve();
     });
   });
+}
+
+/** `host:port` for a gRPC target, with brackets around an IPv6 host. */
+export function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -34,7 +34,7 @@ import { BrokerMetadataListener } from './broker/metadata-listener.js';
 import { type DataPlane, startDataPlane } from './broker/data-plane.js';
 import { controllerServiceHandlers } from './controller/controller-service.js';
 import type { ServerConfig } from './config/schema.js';
-import { SERVER_GRPC_OPTIONS, bindServer, shutdownServer } from './grpc.js';
+import { SERVER_GRPC_OPTIONS, bindServer, hostPort, shutdownServer } from './grpc.js';
 
 /** What a node needs to start: ServerConfig with the cluster id resolved from meta.properties. */
 export type NodeOptions = Omit<
@@ -282,12 +282,7 @@ async function startBroker(options: NodeOptions, logger: Logger): Promise<Broker
 
 /** host:port (brackets around IPv6 hosts) of each voter, by node id. */
 export function addressesOf(voters: readonly QuorumVoter[]): Map<number, string> {
-  return new Map(
-    voters.map(({ id, host, port }) => [
-      id,
-      host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
-    ]),
-  );
+  return new Map(voters.map(({ id, host, port }) => [id, hostPort(host, port)]));
 }
 
 /**

@@ -15,6 +15,7 @@ import type { MetadataImage } from '@weir/metadata';
 import { ErrorCode, WeirError, proto } from '@weir/protocol';
 import { LogManager } from '@weir/storage';
 import type { Logger } from 'pino';
+import { hostPort } from '../grpc.js';
 import { Controller, type ControllerChannel } from './controller-channel.js';
 import type { BrokerMetadataListener } from './metadata-listener.js';
 
@@ -165,9 +166,7 @@ function isEligible(image: MetadataImage, brokerId: number): boolean {
 function brokerAddress(image: MetadataImage, brokerId: number): string | undefined {
   const endpoint = image.broker(brokerId)?.endpoints.find(({ name }) => name === 'BROKER');
   if (endpoint === undefined) return undefined;
-  return endpoint.host.includes(':')
-    ? `[${endpoint.host}]:${endpoint.port}`
-    : `${endpoint.host}:${endpoint.port}`;
+  return hostPort(endpoint.host, endpoint.port);
 }
 
 /** Hands out producer ids from blocks the controller allocates (KIP-730), one block at a time. */
