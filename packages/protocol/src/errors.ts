@@ -54,6 +54,7 @@ export enum ErrorCode {
   OFFSET_NOT_AVAILABLE = 78,
   ELIGIBLE_LEADERS_NOT_AVAILABLE = 83,
   INVALID_RECORD = 87,
+  THROTTLING_QUOTA_EXCEEDED = 89,
   INCONSISTENT_VOTER_SET = 94,
   INVALID_UPDATE_VERSION = 95,
   SNAPSHOT_NOT_FOUND = 98,
@@ -266,6 +267,11 @@ const registry: Record<ErrorCode, ErrorInfo> = {
   [ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE]: {
     retriable: true,
     message: 'No replica eligible to lead is alive.',
+  },
+  [ErrorCode.THROTTLING_QUOTA_EXCEEDED]: {
+    retriable: true,
+    message:
+      'The connection has as many request bytes in progress on this broker as it may; retry after a back-off.',
   },
   [ErrorCode.INVALID_RECORD]: {
     retriable: false,

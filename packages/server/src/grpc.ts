@@ -20,6 +20,12 @@ export const SERVER_GRPC_OPTIONS: ChannelOptions = {
   'grpc.max_receive_message_length': 16 * MiB,
   // Fetch answers (the broker caps them at 48 MiB) and replication.
   'grpc.max_send_message_length': 64 * MiB,
+  // Calls one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS, at the
+  // 100 the HTTP/2 spec recommends as a minimum); the client queues more.
+  // With the receive limit above it bounds what one connection can make the node buffer, as
+  // Kafka's one-request-at-a-time per connection does. Long-polling fetches and the
+  // replication streams each hold one.
+  'grpc.max_concurrent_streams': 100,
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,

@@ -251,6 +251,8 @@ async function startBroker(options: NodeOptions, logger: Logger): Promise<Broker
       clusterId,
       dataDir: options.dataDir,
       replicaLagTimeMaxMs: options.replicaLagTimeMaxMs,
+      highWatermarkCheckpointIntervalMs: options.replicaHighWatermarkCheckpointIntervalMs,
+      maxInFlightBytesPerConnection: options.maxInFlightBytesPerConnection,
       logRetentionCheckIntervalMs: options.logRetentionCheckIntervalMs,
       listener,
       channel,

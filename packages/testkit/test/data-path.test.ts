@@ -3,9 +3,10 @@
 // refused with its error code and leaves the log as it was; idempotent retries are answered
 // with their original offsets; and with too few replicas acks=all fails fast while acks=1 works.
 
+import type { ServiceError } from '@grpc/grpc-js';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ErrorCode, RecordBatchBuilder, type proto } from '@weir/protocol';
+import { ErrorCode, RecordBatchBuilder, fromServiceError, type proto } from '@weir/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InProcessCluster, call, waitFor } from '../src/index.js';
 
@@ -372,6 +373,42 @@ describe('fetch limits', () => {
     expect(sizes[0]).toBeGreaterThan(1_000);
     expect(sizes.slice(1)).toEqual([0, 0]);
     for (const partition of fetched.topics[0]!.partitions) expect(partition.highWatermark).toBe(1n);
+  });
+});
+
+describe('per-connection limits', () => {
+  it('refuses Produce bytes past max.in.flight.bytes.per.connection while earlier requests wait for acks=all', async () => {
+    cluster = await InProcessCluster.start(3, { 'max.in.flight.bytes.per.connection': '3000' });
+    await cluster.createTopic('limited', 1, 3);
+    const leader = await leaderOf(cluster, 'limited');
+    // The followers stop fetching (still in the ISR), so acks=all requests stay in purgatory.
+    const followers = [1, 2, 3].filter((id) => id !== leader);
+    const fetchersOf = (id: number) =>
+      cluster!.servers.get(id)!.node.brokerRole!.dataPlane.fetchers;
+    for (const id of followers) await fetchersOf(id).pauseFetching();
+    const record = (tag: string) => batch([tag.padEnd(1_200, '.')]);
+    const send = (tag: string) =>
+      produce(cluster!, leader, { acks: -1, topic: 'limited', records: record(tag) });
+
+    const waiting = [send('first'), send('second')];
+    await waitFor('both batches appended', () =>
+      replicaOf(cluster!, leader, 'limited').logEndOffset === 2n ? true : undefined,
+    );
+    const refused = await send('third').then(
+      () => undefined,
+      (error: ServiceError) => fromServiceError(error),
+    );
+    expect(refused).toMatchObject({ code: ErrorCode.THROTTLING_QUOTA_EXCEEDED, retriable: true });
+    expect(refused?.message).toContain('max.in.flight.bytes.per.connection=3000');
+    expect(replicaOf(cluster, leader, 'limited').logEndOffset).toBe(2n);
+
+    // Once replication completes them, the connection's bytes are free again.
+    for (const id of followers) fetchersOf(id).resumeFetching();
+    expect((await Promise.all(waiting)).map((answer) => answer.error?.code)).toEqual([
+      ErrorCode.NONE,
+      ErrorCode.NONE,
+    ]);
+    expect(await send('third')).toMatchObject({ error: { code: ErrorCode.NONE }, baseOffset: 2n });
   });
 });
 

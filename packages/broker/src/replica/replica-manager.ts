@@ -26,6 +26,11 @@ export interface ReplicaManagerOptions {
   readonly alterPartition: (proposal: AlterPartitionProposal) => Promise<CommittedState>;
   /** Whether a broker may join an ISR: registered, unfenced, not shutting down. */
   readonly isEligibleReplica?: (brokerId: number) => boolean;
+  /**
+   * How often each partition's high watermark is written to its log folder
+   * (`replica.high.watermark.checkpoint.interval.ms`); also written once on close.
+   */
+  readonly highWatermarkCheckpointIntervalMs?: number;
   /** Waiting produce and fetch requests beyond which new ones are refused. */
   readonly maxWatchedOperations?: number;
   readonly onTransition?: (event: ReplicaTransition) => void;
@@ -55,6 +60,7 @@ export interface FollowerChanges {
 }
 
 export const DEFAULT_REPLICA_LAG_TIME_MAX_MS = 30_000;
+export const DEFAULT_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS = 5_000;
 const DEFAULT_MAX_WATCHED_OPERATIONS = 10_000;
 
 export class ReplicaManager {
@@ -64,7 +70,8 @@ export class ReplicaManager {
   private readonly followerListeners: ((changes: FollowerChanges) => void)[] = [];
   private applying: Promise<void> = Promise.resolve();
   private readonly clock: () => number;
-  private isrTimer: NodeJS.Timeout | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private checkpointing: Promise<void> | undefined;
   private image: MetadataImage | undefined;
   private closed = false;
 
@@ -96,12 +103,48 @@ export class ReplicaManager {
     this.followerListeners.push(listener);
   }
 
-  /** Starts the periodic ISR check (every half replica.lag.time.max.ms, as Kafka). */
-  startIsrMaintenance(): void {
-    this.isrTimer ??= setInterval(
-      () => this.maintainIsrs(),
-      Math.max(1, this.replicaLagTimeMaxMs / 2),
+  /**
+   * Starts the periodic tasks: the ISR check (every half replica.lag.time.max.ms, as Kafka) and
+   * the high-watermark checkpoint. `onError` hears of a checkpoint that failed; it runs again
+   * at the next interval.
+   */
+  startBackgroundTasks(onError: (task: string, error: unknown) => void = () => undefined): void {
+    if (this.timers.length > 0) return;
+    const every = (intervalMs: number, task: () => void) => {
+      const timer = setInterval(task, Math.max(1, intervalMs));
+      timer.unref();
+      this.timers.push(timer);
+    };
+    every(this.replicaLagTimeMaxMs / 2, () => this.maintainIsrs());
+    every(
+      this.options.highWatermarkCheckpointIntervalMs ??
+        DEFAULT_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS,
+      () => {
+        this.checkpointHighWatermarks().catch((error: unknown) =>
+          onError('high-watermark-checkpoint', error),
+        );
+      },
     );
+  }
+
+  /**
+   * Writes every partition's high watermark to its log folder, so that a restarted leader
+   * serves consumers up to it at once. Runs never overlap; a call during a run joins it.
+   */
+  checkpointHighWatermarks(): Promise<void> {
+    if (this.checkpointing === undefined) {
+      const run = this.writeHighWatermarks().finally(() => {
+        if (this.checkpointing === run) this.checkpointing = undefined;
+      });
+      this.checkpointing = run;
+    }
+    return this.checkpointing;
+  }
+
+  private async writeHighWatermarks(): Promise<void> {
+    for (const partition of this.partitions.values()) {
+      await partition.log.checkpointHighWatermark(partition.highWatermark);
+    }
   }
 
   partition(topicId: string, partitionId: number): Partition | undefined {
@@ -159,10 +202,13 @@ export class ReplicaManager {
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.isrTimer !== undefined) clearInterval(this.isrTimer);
+    for (const timer of this.timers.splice(0)) clearInterval(timer);
     this.producePurgatory.shutdown();
     this.fetchPurgatory.shutdown();
     await this.applying;
+    // The last run may have started before the final high watermarks: write them once more.
+    await this.checkpointing?.catch(() => undefined);
+    await this.checkpointHighWatermarks();
   }
 
   private async apply(delta: MetadataDelta): Promise<void> {

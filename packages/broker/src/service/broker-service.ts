@@ -6,6 +6,7 @@ import { ErrorCode, WeirError, isWeirError, type proto, unary } from '@weir/prot
 import { type DelayedOperation, waitInPurgatory } from '../purgatory.js';
 import type { Partition } from '../replica/partition.js';
 import type { ReplicaManager } from '../replica/replica-manager.js';
+import { InFlightBytes } from './in-flight-bytes.js';
 import { metadataResponse, topicConfig } from './metadata-response.js';
 
 type ProduceResponsePartition = proto.weir.broker.ProduceResponse_Partition;
@@ -23,11 +24,14 @@ export interface BrokerServiceOptions {
   /** Caps of what a client may ask for. */
   readonly fetchMaxWaitCapMs?: number;
   readonly fetchResponseMaxBytes?: number;
+  /** Produce bytes a client connection may have in progress (see InFlightBytes). */
+  readonly maxInFlightBytesPerConnection?: number;
 }
 
 const DEFAULT_FETCH_MAX_WAIT_CAP_MS = 30_000;
 /** Below the 64 MiB the broker's gRPC listener may send in one message. */
 const DEFAULT_FETCH_RESPONSE_MAX_BYTES = 48 * 1024 * 1024;
+export const DEFAULT_MAX_IN_FLIGHT_BYTES_PER_CONNECTION = 64 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 const DEFAULT_MIN_INSYNC_REPLICAS = 1;
 const NONE = { code: ErrorCode.NONE, message: '' };
@@ -38,14 +42,18 @@ export function brokerServiceHandlers(
   options: BrokerServiceOptions,
 ): proto.weir.broker.BrokerServiceServer {
   const { replicas } = options;
+  const inFlight = new InFlightBytes(
+    options.maxInFlightBytesPerConnection ?? DEFAULT_MAX_IN_FLIGHT_BYTES_PER_CONNECTION,
+  );
   return {
-    produce: unary(async (request) => {
+    produce: unary(async (request, call) => {
       if (![0, 1, -1].includes(request.acks)) {
         throw new WeirError(
           ErrorCode.INVALID_REQUIRED_ACKS,
           `acks must be 0, 1 or -1 (all), got ${request.acks}`,
         );
       }
+      const release = inFlight.acquire(call.getPeer(), produceRequestBytes(request));
       const work = Promise.all(
         request.topics.map(async (topic) => ({
           topic: topic.topic,
@@ -56,11 +64,9 @@ export function brokerServiceHandlers(
           ),
         })),
       );
+      void work.finally(release).catch(() => undefined);
       // acks=0: the client does not wait; the broker answers before appending.
-      if (request.acks === 0) {
-        work.catch(() => undefined);
-        return { topics: [] };
-      }
+      if (request.acks === 0) return { topics: [] };
       return { topics: await work };
     }),
     fetch: unary(async (request) => {
@@ -308,6 +314,15 @@ function waitForHighWatermarks(
       ),
     timeoutMs,
   );
+}
+
+/** The record bytes of a Produce request: what it holds in memory while in progress. */
+function produceRequestBytes(request: proto.weir.broker.ProduceRequest): number {
+  let bytes = 0;
+  for (const topic of request.topics) {
+    for (const partition of topic.partitions) bytes += partition.records.length;
+  }
+  return bytes;
 }
 
 function errorStatus(error: unknown): { code: number; message: string } {

@@ -26,6 +26,8 @@ export interface DataPlaneOptions {
   readonly clusterId: string;
   readonly dataDir: string;
   readonly replicaLagTimeMaxMs: number;
+  readonly highWatermarkCheckpointIntervalMs: number;
+  readonly maxInFlightBytesPerConnection: number;
   readonly logRetentionCheckIntervalMs: number;
   readonly listener: BrokerMetadataListener;
   readonly channel: ControllerChannel;
@@ -63,6 +65,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     brokerId,
     logManager,
     replicaLagTimeMaxMs: options.replicaLagTimeMaxMs,
+    highWatermarkCheckpointIntervalMs: options.highWatermarkCheckpointIntervalMs,
     isEligibleReplica: (id) => isEligible(listener.image, id),
     alterPartition: async (proposal) => {
       const response = await channel.call(Controller.alterPartition, {
@@ -122,7 +125,9 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
         'truncated a diverging log tail (KIP-320)',
       ),
   });
-  replicas.startIsrMaintenance();
+  replicas.startBackgroundTasks((task, error) =>
+    logger.warn({ task, err: error }, 'replica background task failed'),
+  );
   const producerIds = new ProducerIdBlocks(async () => {
     const block = await channel.call(Controller.allocateProducerIds, {
       brokerId,
@@ -141,6 +146,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
           replicas,
           image: () => listener.image,
           controllerId: options.controllerId,
+          maxInFlightBytesPerConnection: options.maxInFlightBytesPerConnection,
           initProducerId: async () => ({ producerId: await producerIds.next(), producerEpoch: 0 }),
         }),
       );

@@ -177,6 +177,20 @@ export const SERVER_OPTIONS = [
     doc: 'How long an in-sync follower may go without catching up to the leader before the leader removes it from the ISR.',
   },
   {
+    name: 'replica.high.watermark.checkpoint.interval.ms',
+    type: 'int',
+    default: 5_000,
+    min: 1,
+    doc: "How often the broker writes each partition's high watermark to disk (and once at shutdown), so that a restarted leader serves consumers up to it at once.",
+  },
+  {
+    name: 'max.in.flight.bytes.per.connection',
+    type: 'int',
+    default: 64 * 1024 * 1024,
+    min: 1,
+    doc: 'The most bytes of Produce requests one client connection may have in progress (appending or waiting for acks=all); a request beyond it is refused with THROTTLING_QUOTA_EXCEEDED, which clients retry after a back-off.',
+  },
+  {
     name: 'log.retention.check.interval.ms',
     type: 'int',
     default: 300_000,
@@ -323,6 +337,8 @@ export interface ServerConfig {
   readonly rack: string | undefined;
   readonly brokerSessionTimeoutMs: number;
   readonly replicaLagTimeMaxMs: number;
+  readonly replicaHighWatermarkCheckpointIntervalMs: number;
+  readonly maxInFlightBytesPerConnection: number;
   readonly logRetentionCheckIntervalMs: number;
   readonly brokerHeartbeatIntervalMs: number;
   readonly controllerQuorumTickMs: number;
@@ -353,6 +369,9 @@ export function toServerConfig(values: ServerOptionValues): ServerConfig {
     rack: values.rack,
     brokerSessionTimeoutMs: values['broker.session.timeout.ms'],
     replicaLagTimeMaxMs: values['replica.lag.time.max.ms'],
+    replicaHighWatermarkCheckpointIntervalMs:
+      values['replica.high.watermark.checkpoint.interval.ms'],
+    maxInFlightBytesPerConnection: values['max.in.flight.bytes.per.connection'],
     logRetentionCheckIntervalMs: values['log.retention.check.interval.ms'],
     brokerHeartbeatIntervalMs: values['broker.heartbeat.interval.ms'],
     controllerQuorumTickMs: values['controller.quorum.tick.ms'],
