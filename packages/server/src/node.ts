@@ -238,6 +238,13 @@ async function startBroker(options: NodeOptions, logger: Logger): Promise<Broker
     metadataOffset: () => listener.image.offset,
     heartbeatIntervalMs: options.brokerHeartbeatIntervalMs,
     logger,
+    // Caught up with the metadata log: logs of topics deleted (or partitions moved away) while
+    // this broker was down can be told from logs of topics it has not heard of yet.
+    onUnfenced: () => {
+      dataPlane?.replicas
+        .deleteStrayLogs()
+        .catch((error: unknown) => logger.error({ err: error }, 'deleting stray logs failed'));
+    },
   });
   // The observer starts last: every delta it publishes must find the data plane listening
   // (a restarted broker replays its partitions' leadership from the first delta on).

@@ -11,10 +11,16 @@ import {
   type PartitionImage,
 } from '@weir/metadata';
 import { ErrorCode, WeirError, isWeirError } from '@weir/protocol';
-import { DEFAULT_LOG_CONFIG, type LogConfig, type LogManager } from '@weir/storage';
+import {
+  DEFAULT_LOG_CONFIG,
+  type LogConfig,
+  type LogManager,
+  type TopicPartition,
+} from '@weir/storage';
 import { Purgatory } from '../purgatory.js';
 import type { AlterPartitionProposal } from './leader-state.js';
 import { Partition, partitionKey } from './partition.js';
+import { readPartitionMetadata, writePartitionMetadata } from './partition-metadata.js';
 
 export interface ReplicaManagerOptions {
   readonly brokerId: number;
@@ -50,6 +56,13 @@ export type ReplicaTransition =
       readonly topic: string;
       readonly partitionId: number;
       readonly deleted: boolean;
+    }
+  | {
+      /** A log folder of another topic's, or of a partition this broker no longer hosts. */
+      readonly kind: 'stray-log-deleted';
+      readonly topic: string;
+      readonly partitionId: number;
+      readonly reason: string;
     }
   | { readonly kind: 'isr-change-failed'; readonly partition: Partition; readonly error: unknown };
 
@@ -267,10 +280,23 @@ export class ReplicaManager {
     if (topic === undefined) {
       throw new WeirError(ErrorCode.ILLEGAL_STATE, `partition ${key} of an unknown topic`);
     }
-    const log = await this.options.logManager.getOrCreateLog(
-      { topic: topic.name, partition: state.partitionId },
-      logConfigOf(image, topic.name),
-    );
+    const tp = { topic: topic.name, partition: state.partitionId };
+    const { logManager } = this.options;
+    let log = await logManager.getOrCreateLog(tp, logConfigOf(image, topic.name));
+    const storedTopicId = await readPartitionMetadata(log.dir);
+    if (storedTopicId !== undefined && storedTopicId !== topic.topicId) {
+      // The folder is a deleted topic's of the same name: its records must not be mistaken for
+      // this topic's (see partition-metadata.ts).
+      await logManager.deleteLog(tp);
+      this.options.onTransition?.({
+        kind: 'stray-log-deleted',
+        topic: topic.name,
+        partitionId: state.partitionId,
+        reason: `the folder held topic id ${storedTopicId}, not ${topic.topicId}`,
+      });
+      log = await logManager.getOrCreateLog(tp, logConfigOf(image, topic.name));
+    }
+    if (storedTopicId !== topic.topicId) await writePartitionMetadata(log.dir, topic.topicId);
     const partition = await Partition.open({
       brokerId: this.brokerId,
       topic: topic.name,
@@ -282,6 +308,39 @@ export class ReplicaManager {
     });
     this.partitions.set(key, partition);
     return partition;
+  }
+
+  /**
+   * Deletes the logs this broker holds for partitions it does not host: topics deleted, or
+   * partitions moved away, while it was down (Kafka's stray replicas). Call it only once this
+   * broker has applied the metadata log as far as the controller's (it is then unfenced):
+   * before that, a log may belong to a topic whose records the broker has not applied yet. Runs
+   * after the deltas already handed to applyDelta.
+   */
+  deleteStrayLogs(): Promise<TopicPartition[]> {
+    const run = this.applying.then(async () => {
+      const image = this.image;
+      if (this.closed || image === undefined) return [];
+      const deleted: TopicPartition[] = [];
+      for (const [tp] of this.options.logManager.allLogs()) {
+        const assigned = image.topic(tp.topic)?.partitions.get(tp.partition);
+        if (assigned?.replicas.includes(this.brokerId) === true) continue;
+        await this.options.logManager.deleteLog(tp);
+        deleted.push(tp);
+        this.options.onTransition?.({
+          kind: 'stray-log-deleted',
+          topic: tp.topic,
+          partitionId: tp.partition,
+          reason: 'this broker does not host the partition',
+        });
+      }
+      return deleted;
+    });
+    this.applying = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   /** Topic config changes reach the logs of the topic's partitions (retention, segment size…). */

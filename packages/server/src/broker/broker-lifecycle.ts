@@ -23,6 +23,11 @@ export interface BrokerLifecycleOptions {
   readonly metadataOffset: () => bigint;
   readonly heartbeatIntervalMs: number;
   readonly logger: Logger;
+  /**
+   * Called each time the controller unfences this broker: it has then applied the metadata log
+   * as far as the controller's image.
+   */
+  readonly onUnfenced?: () => void;
 }
 
 /** While fenced, heartbeat this often, so the broker is unfenced soon after it catches up. */
@@ -142,6 +147,7 @@ export class BrokerLifecycle {
       if (next !== this.currentState) {
         logger.info({ from: this.currentState, to: next }, 'broker state changed');
         this.currentState = next;
+        if (next === 'running') this.options.onUnfenced?.();
       }
     } catch (error) {
       if (isWeirError(error) && error.code === ErrorCode.STALE_BROKER_EPOCH) {

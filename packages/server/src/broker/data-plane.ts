@@ -80,27 +80,38 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
       return response;
     },
     onTransition: (event) => {
-      if (event.kind !== 'stopped' && event.kind !== 'isr-change-failed') {
-        logger.debug(
-          {
-            topic: event.partition.topic,
-            partition: event.partition.partitionId,
-            kind: event.kind,
-            leo: event.partition.logEndOffset,
-            hw: event.partition.highWatermark,
-          },
-          'replica transition applied',
-        );
-      }
-      if (event.kind === 'isr-change-failed') {
-        logger.warn(
-          {
-            topic: event.partition.topic,
-            partition: event.partition.partitionId,
-            err: event.error,
-          },
-          'ISR change refused',
-        );
+      switch (event.kind) {
+        case 'leader':
+        case 'follower':
+          logger.debug(
+            {
+              topic: event.partition.topic,
+              partition: event.partition.partitionId,
+              kind: event.kind,
+              leo: event.partition.logEndOffset,
+              hw: event.partition.highWatermark,
+            },
+            'replica transition applied',
+          );
+          break;
+        case 'isr-change-failed':
+          logger.warn(
+            {
+              topic: event.partition.topic,
+              partition: event.partition.partitionId,
+              err: event.error,
+            },
+            'ISR change refused',
+          );
+          break;
+        case 'stray-log-deleted':
+          logger.info(
+            { topic: event.topic, partition: event.partitionId, reason: event.reason },
+            'deleted a stray partition log',
+          );
+          break;
+        case 'stopped':
+          break;
       }
     },
   });
