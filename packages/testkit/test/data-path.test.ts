@@ -3,10 +3,10 @@
 // refused with its error code and leaves the log as it was; idempotent retries are answered
 // with their original offsets; and with too few replicas acks=all fails fast while acks=1 works.
 
-import type { ServiceError } from '@grpc/grpc-js';
+import { type ServiceError, credentials } from '@grpc/grpc-js';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ErrorCode, RecordBatchBuilder, fromServiceError, type proto } from '@weir/protocol';
+import { ErrorCode, RecordBatchBuilder, fromServiceError, proto } from '@weir/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InProcessCluster, call, waitFor } from '../src/index.js';
 
@@ -409,6 +409,58 @@ describe('per-connection limits', () => {
       ErrorCode.NONE,
     ]);
     expect(await send('third')).toMatchObject({ error: { code: ErrorCode.NONE }, baseOffset: 2n });
+  });
+});
+
+describe('replication', () => {
+  it('refuses a follower fetch with a broker epoch older than its registration (STALE_BROKER_EPOCH)', async () => {
+    cluster = await InProcessCluster.start(3);
+    await cluster.createTopic('epochs', 1, 3);
+    const leader = await leaderOf(cluster, 'epochs');
+    const follower = [1, 2, 3].find((id) => id !== leader)!;
+    const replicas = cluster.servers.get(leader)!.node.brokerRole!.dataPlane.replicas;
+    const registered = replicas.metadataImage!.broker(follower)!.brokerEpoch;
+    const partition = replicaOf(cluster, leader, 'epochs');
+
+    const client = new proto.weir.broker.ReplicationServiceClient(
+      `127.0.0.1:${cluster.servers.get(leader)!.node.ports.broker}`,
+      credentials.createInsecure(),
+    );
+    const fetchWith = (brokerEpoch: bigint) =>
+      new Promise<proto.weir.broker.ReplicaFetchResponse>((resolve, reject) => {
+        const stream = client.replicaFetch();
+        stream.once('data', (response: proto.weir.broker.ReplicaFetchResponse) => {
+          stream.cancel();
+          resolve(response);
+        });
+        stream.once('error', reject);
+        stream.write({
+          replicaId: follower,
+          brokerEpoch,
+          maxWaitMs: 0,
+          minBytes: 0,
+          maxBytes: 1 << 20,
+          partitions: [
+            {
+              topicId: partition.topicId,
+              partition: 0,
+              fetchOffset: 0n,
+              lastFetchedEpoch: -1,
+              currentLeaderEpoch: partition.leaderEpoch,
+            },
+          ],
+        });
+      });
+    try {
+      expect(registered).toBeGreaterThan(0n);
+      const stale = await fetchWith(registered - 1n);
+      expect(stale.partitions[0]!.error).toMatchObject({ code: ErrorCode.STALE_BROKER_EPOCH });
+      expect(stale.partitions[0]!.error!.message).toContain(`registration has epoch ${registered}`);
+      const current = await fetchWith(registered);
+      expect(current.partitions[0]!.error?.code).toBe(ErrorCode.NONE);
+    } finally {
+      client.close();
+    }
   });
 });
 

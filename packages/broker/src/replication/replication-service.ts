@@ -95,6 +95,20 @@ async function readAll(
     options.responseMaxBytes ?? DEFAULT_RESPONSE_MAX_BYTES,
   );
   const initialBudget = budget;
+  const stale = staleBrokerEpoch(replicas, request);
+  if (stale !== undefined) {
+    // An old incarnation of the follower (its registration replaced): its fetches must not count
+    // towards the high watermark or the ISR.
+    return {
+      partitions: request.partitions.map((p) =>
+        errorResponse(
+          { topicId: p.topicId, partition: p.partition },
+          ErrorCode.STALE_BROKER_EPOCH,
+          stale,
+        ),
+      ),
+    };
+  }
   const partitionMaxBytes = options.partitionMaxBytes ?? DEFAULT_PARTITION_MAX_BYTES;
   const responses: PartitionResponse[] = [];
   for (const p of request.partitions) {
@@ -139,6 +153,19 @@ async function readAll(
     }
   }
   return { partitions: responses };
+}
+
+/**
+ * Why a follower's broker epoch is older than its registration in this broker's metadata, or
+ * undefined. A newer one is fine: the follower hears of its registration before this broker's
+ * metadata applies it.
+ */
+function staleBrokerEpoch(replicas: ReplicaManager, request: Request): string | undefined {
+  const registration = replicas.metadataImage?.broker(request.replicaId);
+  if (registration === undefined || request.brokerEpoch >= registration.brokerEpoch) {
+    return undefined;
+  }
+  return `broker ${request.replicaId} fetched with broker epoch ${request.brokerEpoch}, but its registration has epoch ${registration.brokerEpoch}; an old incarnation may not replicate`;
 }
 
 function errorResponse(

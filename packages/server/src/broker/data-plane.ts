@@ -127,7 +127,8 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
   });
   const fetchers = new ReplicaFetcherManager({
     replicas,
-    brokerEpoch: () => options.brokerEpoch() ?? -1n,
+    // Until this broker is registered it has no epoch to fetch with: the fetchers back off.
+    brokerEpoch,
     brokerAddress: (id) => brokerAddress(listener.image, id),
     onError: (leaderId, error) => logger.debug({ leaderId, err: error }, 'replica fetch failed'),
     onTruncated: (partition, offset) =>
