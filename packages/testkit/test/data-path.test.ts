@@ -412,6 +412,28 @@ describe('per-connection limits', () => {
   });
 });
 
+describe('checkpoints', () => {
+  it('a cleanly stopped broker leaves its high watermark and a producer snapshot in the partition folder', async () => {
+    cluster = await InProcessCluster.start(3);
+    await cluster.createTopic('kept', 1, 3);
+    const leader = await leaderOf(cluster, 'kept');
+    for (let sequence = 0; sequence < 4; sequence++) {
+      const answer = await produce(cluster, leader, {
+        acks: -1,
+        topic: 'kept',
+        records: batch([`v${sequence}`], { id: 7n, epoch: 0, sequence }),
+      });
+      expect(answer.error?.code).toBe(ErrorCode.NONE);
+    }
+    await cluster.stopNode(leader);
+    const dir = join(cluster.dir, `node-${leader}`, 'partitions', 'kept-0');
+    expect(await readFile(join(dir, 'high-watermark-checkpoint'), 'utf8')).toBe('0\n1\n4\n');
+    expect((await readdir(dir)).filter((name) => name.endsWith('.snapshot'))).toEqual([
+      `${'4'.padStart(20, '0')}.snapshot`,
+    ]);
+  });
+});
+
 describe('replication', () => {
   it('refuses a follower fetch with a broker epoch older than its registration (STALE_BROKER_EPOCH)', async () => {
     cluster = await InProcessCluster.start(3);

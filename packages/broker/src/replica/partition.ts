@@ -5,12 +5,25 @@
 //
 // Idempotent producer state is kept on every replica, leader or follower, from the batches it
 // appends, so a follower that becomes leader deduplicates retries at once (Kafka does the same).
+// Opening the log, or truncating it, loads the newest producer snapshot and replays only the
+// batches after it (Kafka's loadProducerState and truncateAndReload); the ReplicaManager has
+// snapshots taken now and then, as Kafka takes one when a segment rolls.
 
 import type { PartitionImage } from '@weir/metadata';
 import { ErrorCode, RecordBatch, WeirError, assert, batchesIn } from '@weir/protocol';
 import type { Log } from '@weir/storage';
 import { type AlterPartitionProposal, LeaderState } from './leader-state.js';
-import { ProducerStateManager, producerBatchOf } from './producer-state.js';
+import {
+  deleteProducerSnapshots,
+  listProducerSnapshotOffsets,
+  loadNewestProducerSnapshot,
+  writeProducerSnapshot,
+} from './producer-snapshot.js';
+import {
+  type ProducerStateEntry,
+  ProducerStateManager,
+  producerBatchOf,
+} from './producer-state.js';
 
 export interface PartitionOptions {
   readonly brokerId: number;
@@ -42,8 +55,14 @@ export interface FollowerFetchResult {
   readonly divergingEpoch?: DivergingEpoch;
 }
 
-/** How many bytes a rebuild reads per step when it replays the log's producer batches. */
-const REBUILD_READ_BYTES = 1024 * 1024;
+/** How many bytes a replay reads per step when it records the log's producer batches. */
+const REPLAY_READ_BYTES = 1024 * 1024;
+
+/**
+ * How many producer snapshots a partition keeps: the newest, and one before it to fall back on
+ * if the newest turns out corrupt or a follower truncation goes below it.
+ */
+export const PRODUCER_SNAPSHOTS_RETAINED = 2;
 
 export class Partition {
   readonly key: string;
@@ -53,16 +72,26 @@ export class Partition {
   private currentLeaderEpoch = -1;
   private currentPartitionEpoch = -1;
   private readonly producers: ProducerStateManager;
+  /** Leader and follower appends between the log write and recording it in `producers`. */
+  private appendsInProgress = 0;
+  /** The offset of the newest producer snapshot on disk, if any. */
+  private producerSnapshotOffset: bigint | undefined;
+  /** The last snapshot write or truncation: they run one at a time (see snapshotProducerState). */
+  private producerSnapshotTail: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly options: PartitionOptions) {
     this.key = partitionKey(options.topicId, options.partitionId);
     this.producers = new ProducerStateManager({ partition: this.label });
   }
 
-  /** Opens a replica on `log`, replaying its producer batches. */
+  /**
+   * Opens a replica on `log`: its newest producer snapshot, then the batches after it; the high
+   * watermark starts where it was last checkpointed.
+   */
   static async open(options: PartitionOptions): Promise<Partition> {
     const partition = new Partition(options);
-    await partition.rebuildProducerState();
+    partition.followerHighWatermark = options.log.highWatermarkCheckpoint;
+    await partition.loadProducerState();
     return partition;
   }
 
@@ -101,6 +130,10 @@ export class Partition {
   }
   get leader(): LeaderState | undefined {
     return this.leaderState;
+  }
+  /** The idempotent producers this replica remembers, least recently written first. */
+  producerStateEntries(): ProducerStateEntry[] {
+    return this.producers.entries();
   }
 
   /**
@@ -171,14 +204,17 @@ export class Partition {
     if (decision.kind === 'duplicate') {
       return { baseOffset: decision.firstOffset, lastOffset: decision.lastOffset, duplicate: true };
     }
-    let info;
-    try {
-      info = await this.log.append(records, { leaderEpoch: leader.leaderEpoch });
-    } catch (error) {
-      this.producers.abort(producerBatch);
-      throw error;
-    }
-    this.producers.record(producerBatch, info.baseOffset, info.lastOffset);
+    const info = await this.whileAppending(async () => {
+      let appended;
+      try {
+        appended = await this.log.append(records, { leaderEpoch: leader.leaderEpoch });
+      } catch (error) {
+        this.producers.abort(producerBatch);
+        throw error;
+      }
+      this.producers.record(producerBatch, appended.baseOffset, appended.lastOffset);
+      return appended;
+    });
     // The leadership may have moved while the write was queued; the offsets stand regardless.
     this.leaderState?.updateLeaderLogEndOffset(this.logEndOffset);
     this.leaderState?.maybeAdvanceHighWatermark();
@@ -246,13 +282,10 @@ export class Partition {
   /** Appends batches fetched from the leader, then takes the leader's high watermark. */
   async appendAsFollower(records: Buffer, leaderHighWatermark: bigint): Promise<void> {
     if (records.length > 0) {
-      await this.log.appendAsFollower(records);
-      for (const batch of batchesIn(records)) {
-        const producerBatch = producerBatchOf(batch);
-        if (producerBatch.producerId >= 0n) {
-          this.producers.record(producerBatch, batch.baseOffset, batch.lastOffset);
-        }
-      }
+      await this.whileAppending(async () => {
+        await this.log.appendAsFollower(records);
+        this.recordProducerBatches(records);
+      });
     }
     this.followerHighWatermark = minBigint(leaderHighWatermark, this.logEndOffset);
   }
@@ -267,12 +300,33 @@ export class Partition {
     if (own.epoch === diverging.epoch && own.endOffset < offset) offset = own.endOffset;
     offset = maxBigint(offset, this.log.logStartOffset);
     if (offset < this.logEndOffset) {
-      await this.log.truncateTo(offset);
-      this.producers.truncateTo(offset);
-      await this.rebuildProducerState();
+      await this.oneProducerSnapshotTaskAtATime(() => this.truncateAndReload(offset));
     }
     this.followerHighWatermark = minBigint(this.followerHighWatermark, this.logEndOffset);
     return offset;
+  }
+
+  /**
+   * Writes a producer snapshot at the log end offset (Kafka's takeSnapshot), so that the next
+   * open replays only what comes after it; keeps the newest PRODUCER_SNAPSHOTS_RETAINED. Returns
+   * whether it wrote one. Skipped while an append is between its log write and its producer
+   * state (the state would not describe the log up to its end), when the log end is where the
+   * newest snapshot already is, and, unless `force` (on shutdown), when no segment rolled since
+   * that snapshot: as Kafka, about one snapshot per segment. Snapshot writes and truncations of
+   * one partition run one at a time, so a truncation never leaves a snapshot above the log end.
+   * I/O failures throw KAFKA_STORAGE_ERROR.
+   */
+  snapshotProducerState(options: { force?: boolean } = {}): Promise<boolean> {
+    return this.oneProducerSnapshotTaskAtATime(async () => {
+      const offset = this.logEndOffset;
+      if (!this.shouldSnapshotProducerState(offset, options.force ?? false)) return false;
+      // Taken together with the log end above, with no await in between.
+      const entries = this.producers.entries();
+      await writeProducerSnapshot(this.log.dir, offset, entries);
+      this.producerSnapshotOffset = offset;
+      await this.deleteRetiredProducerSnapshots(offset);
+      return true;
+    });
   }
 
   /** The ISR change the leader wants now (shrink first), or undefined. */
@@ -312,20 +366,98 @@ export class Partition {
     return leader;
   }
 
-  /** Replays the producer batches of the whole log (on open and after a truncation). */
-  private async rebuildProducerState(): Promise<void> {
-    const batches = [];
-    let offset = this.log.logStartOffset;
-    while (offset < this.log.logEndOffset) {
-      const { records } = await this.log.read(offset, REBUILD_READ_BYTES);
+  /**
+   * Loads the newest producer snapshot at or below the log end and replays the batches after
+   * it (from the log start if it is older, or if there is none); then forgets the producers whose
+   * last batch retention removed (Kafka's loadProducerState and truncateHead).
+   */
+  private async loadProducerState(): Promise<void> {
+    const snapshot = await loadNewestProducerSnapshot(this.log.dir, this.logEndOffset);
+    this.producerSnapshotOffset = snapshot?.offset;
+    this.producers.load(snapshot?.entries ?? []);
+    const logStartOffset = this.log.logStartOffset;
+    await this.replayProducerBatches(maxBigint(snapshot?.offset ?? 0n, logStartOffset));
+    this.producers.truncateHead(logStartOffset);
+  }
+
+  /** Records the producer batches of the log from `offset` to its end. */
+  private async replayProducerBatches(offset: bigint): Promise<void> {
+    let next = offset;
+    while (next < this.logEndOffset) {
+      const { records } = await this.log.read(next, REPLAY_READ_BYTES);
       if (records.length === 0) break;
-      for (const batch of batchesIn(records)) {
-        const producerBatch = producerBatchOf(batch);
-        if (producerBatch.producerId >= 0n) batches.push(producerBatch);
-        offset = batch.nextOffset;
-      }
+      next = this.recordProducerBatches(records);
     }
-    this.producers.rebuild(batches);
+  }
+
+  /** Records the idempotent batches of `records`; returns the offset after the last batch. */
+  private recordProducerBatches(records: Buffer): bigint {
+    let next = 0n;
+    for (const batch of batchesIn(records)) {
+      const producerBatch = producerBatchOf(batch);
+      if (producerBatch.producerId >= 0n) {
+        this.producers.record(producerBatch, batch.baseOffset, batch.lastOffset);
+      }
+      next = batch.nextOffset;
+    }
+    return next;
+  }
+
+  /**
+   * Truncates the log and reloads the producer state (Kafka's truncateAndReload). The snapshots
+   * above `offset` go first: after a crash between the two steps, and once the log grew past
+   * them again, the next open would trust a snapshot of records the log no longer has.
+   */
+  private async truncateAndReload(offset: bigint): Promise<void> {
+    await deleteProducerSnapshots(this.log.dir, (snapshotOffset) => snapshotOffset > offset);
+    await this.log.truncateTo(offset);
+    await this.loadProducerState();
+  }
+
+  /** Whether a snapshot at `offset`, the log end, is due; see snapshotProducerState. */
+  private shouldSnapshotProducerState(offset: bigint, force: boolean): boolean {
+    if (this.appendsInProgress > 0) return false;
+    assert(
+      this.producers.inFlightCount === 0,
+      () => `${this.label}: ${this.producers.inFlightCount} producer batches in flight, no append`,
+    );
+    // Without a snapshot, an open replays from the log start: a snapshot there would save nothing.
+    const replayStart = this.producerSnapshotOffset ?? this.log.logStartOffset;
+    if (offset <= replayStart) return false;
+    const activeSegmentBaseOffset = this.log.segmentBaseOffsets.at(-1) ?? 0n;
+    return force || activeSegmentBaseOffset > replayStart;
+  }
+
+  /**
+   * Keeps the newest PRODUCER_SNAPSHOTS_RETAINED snapshots, and of those below the log start
+   * (retention removed what they describe) only `newest`.
+   */
+  private async deleteRetiredProducerSnapshots(newest: bigint): Promise<void> {
+    const offsets = await listProducerSnapshotOffsets(this.log.dir);
+    const retained = new Set(offsets.slice(-PRODUCER_SNAPSHOTS_RETAINED));
+    const logStartOffset = this.log.logStartOffset;
+    await deleteProducerSnapshots(
+      this.log.dir,
+      (offset) => offset !== newest && (!retained.has(offset) || offset < logStartOffset),
+    );
+  }
+
+  /** Runs an append, counted so that no producer snapshot is taken while it is under way. */
+  private async whileAppending<T>(append: () => Promise<T>): Promise<T> {
+    this.appendsInProgress++;
+    try {
+      return await append();
+    } finally {
+      this.appendsInProgress--;
+    }
+  }
+
+  /** Runs snapshot writes and truncations one after another, in call order. */
+  private oneProducerSnapshotTaskAtATime<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.producerSnapshotTail.then(task);
+    // The chain goes on whether or not this task failed; its caller sees the failure.
+    this.producerSnapshotTail = result.catch(() => undefined);
+    return result;
   }
 
   private get label(): string {

@@ -3,13 +3,16 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, RecordBatch, RecordBatchBuilder, isWeirError } from '@weir/protocol';
 import {
   BATCHES_RETAINED_PER_PRODUCER,
+  type BatchMetadata,
   type LoggedProducerBatch,
   NO_PRODUCER_ID,
   type ProducerAppendDecision,
   type ProducerBatch,
+  type ProducerStateEntry,
   ProducerStateManager,
   lastSequenceOf,
   producerBatchOf,
+  producerEntryProblem,
 } from './producer-state.js';
 
 const INT32_MAX = 0x7fff_ffff;
@@ -495,5 +498,97 @@ describe('rebuild', () => {
         batches: [{ firstSequence: 5, lastSequence: 5, firstOffset: 3n, lastOffset: 3n }],
       },
     ]);
+  });
+});
+
+describe('load (from a producer snapshot)', () => {
+  it('then recording the rest of the log equals rebuilding from the whole log (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(actionArbitrary, { maxLength: 60 }),
+        fc.nat(),
+        fc.constantFrom(2, 3, 100),
+        (actions, cut, maxProducerIds) => {
+          const live = drive(actions, [0, 0, 0, 0], maxProducerIds);
+          const split = live.log.length === 0 ? 0 : cut % (live.log.length + 1);
+          const atSnapshot = new ProducerStateManager({ partition: 'topic-a:0', maxProducerIds });
+          atSnapshot.rebuild(live.log.slice(0, split));
+          const loaded = new ProducerStateManager({ partition: 'topic-a:0', maxProducerIds });
+          loaded.load(atSnapshot.entries());
+          for (const b of live.log.slice(split)) loaded.record(b, b.baseOffset, b.lastOffset);
+          expect(loaded.entries()).toEqual(live.state.entries());
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('replaces the state, keeping the order, and forgets batches in flight', () => {
+    const state = new ProducerStateManager({ partition: 'topic-a:0' });
+    state.record(batch(9n, 0, 0), 0n, 0n);
+    state.checkAppend(batch(9n, 0, 1));
+    const entries = [
+      {
+        producerId: 5n,
+        producerEpoch: 1,
+        batches: [{ firstSequence: 0, lastSequence: 0, firstOffset: 7n, lastOffset: 7n }],
+      },
+      {
+        producerId: 2n,
+        producerEpoch: 0,
+        batches: [{ firstSequence: 3, lastSequence: 4, firstOffset: 8n, lastOffset: 9n }],
+      },
+    ];
+    state.load(entries);
+    expect(state.inFlightCount).toBe(0);
+    expect(state.entries()).toEqual(entries);
+    // A retry of a loaded batch gets its original offsets.
+    expect(state.checkAppend(batch(2n, 0, 3, 2))).toEqual({
+      kind: 'duplicate',
+      firstOffset: 8n,
+      lastOffset: 9n,
+    });
+  });
+
+  it('keeps the most recently used entries beyond maxProducerIds', () => {
+    const state = new ProducerStateManager({ partition: 'topic-a:0', maxProducerIds: 2 });
+    state.load(
+      [1n, 2n, 3n].map((producerId) => ({
+        producerId,
+        producerEpoch: 0,
+        batches: [
+          { firstSequence: 0, lastSequence: 0, firstOffset: producerId, lastOffset: producerId },
+        ],
+      })),
+    );
+    expect(state.entries().map((entry) => entry.producerId)).toEqual([2n, 3n]);
+  });
+
+  it('asserts that the entries are ones record could have produced', () => {
+    const state = new ProducerStateManager({ partition: 'topic-a:0' });
+    const valid = { firstSequence: 0, lastSequence: 1, firstOffset: 4n, lastOffset: 5n };
+    const invalid: ProducerStateEntry[][] = [
+      [{ producerId: -1n, producerEpoch: 0, batches: [valid] }],
+      [{ producerId: 1n, producerEpoch: -1, batches: [valid] }],
+      [{ producerId: 1n, producerEpoch: 0, batches: [] }],
+      [{ producerId: 1n, producerEpoch: 0, batches: Array(6).fill(valid) as BatchMetadata[] }],
+      [{ producerId: 1n, producerEpoch: 0, batches: [{ ...valid, lastOffset: 4n }] }],
+      [{ producerId: 1n, producerEpoch: 0, batches: [valid, valid] }],
+      [
+        {
+          producerId: 1n,
+          producerEpoch: 0,
+          batches: [{ ...valid, firstOffset: -1n, lastOffset: 0n }],
+        },
+      ],
+      [
+        { producerId: 1n, producerEpoch: 0, batches: [valid] },
+        { producerId: 1n, producerEpoch: 0, batches: [valid] },
+      ],
+    ];
+    for (const entries of invalid) {
+      expect(errorCodeOf(() => state.load(entries))).toBe(ErrorCode.ILLEGAL_STATE);
+      expect(producerEntryProblem(entries[0]!) === undefined).toBe(entries.length === 2);
+    }
   });
 });

@@ -1,8 +1,9 @@
 // Idempotent-producer state of one partition (Kafka's ProducerStateManager, ProducerStateEntry
 // and ProducerAppendInfo, without transactions): per producer id its epoch and the metadata of
 // its last batches, to answer a retried batch with the offsets it got the first time, and to
-// refuse gaps and stale epochs. Pure and in memory; the log is its source of truth and `rebuild`
-// recovers it from there when a replica opens its log or becomes leader.
+// refuse gaps and stale epochs. Pure and in memory; the log is its source of truth. A replica
+// that opens its log `load`s the newest producer snapshot (producer-snapshot.ts) and records the
+// batches after it; without a snapshot, `rebuild` replays the whole log.
 
 import { ErrorCode, type RecordBatch, WeirError, assert } from '@weir/protocol';
 
@@ -238,13 +239,42 @@ export class ProducerStateManager {
   }
 
   /**
-   * Replaces the state with the one the given batches, in log order, produce (on opening a log
-   * or becoming leader). Batches without a producer id are skipped; so should control batches be.
+   * Replaces the state with the one the given batches, in log order, produce: a full replay, as
+   * opening a log without a snapshot does. Batches without a producer id are skipped; so should
+   * control batches be.
    */
   rebuild(batches: Iterable<LoggedProducerBatch>): void {
+    this.load([]);
+    for (const batch of batches) this.record(batch, batch.baseOffset, batch.lastOffset);
+  }
+
+  /**
+   * Replaces the state with `entries` from a producer snapshot (Kafka's loadFromSnapshot), least
+   * recently used first as `entries()` gives them: that order decides evictions, so recording
+   * the log's batches after the snapshot then reaches exactly the state a replay of the whole log
+   * would. Beyond maxProducerIds (a snapshot taken under a larger bound) the least recently used
+   * are left out, as eviction would have done. In-flight batches are forgotten. The entries must
+   * be valid (producerEntryProblem); the snapshot decoder has checked them.
+   */
+  load(entries: readonly ProducerStateEntry[]): void {
     this.producers.clear();
     this.inFlight.clear();
-    for (const batch of batches) this.record(batch, batch.baseOffset, batch.lastOffset);
+    const kept = entries.slice(Math.max(entries.length - this.maxProducerIds, 0));
+    for (const entry of kept) {
+      const problem = producerEntryProblem(entry);
+      assert(
+        problem === undefined,
+        () => `${this.partition}: loading producer ${entry.producerId}: ${problem}`,
+      );
+      assert(
+        !this.producers.has(entry.producerId),
+        () => `${this.partition}: producer ${entry.producerId} is loaded twice`,
+      );
+      this.producers.set(entry.producerId, {
+        producerEpoch: entry.producerEpoch,
+        batches: [...entry.batches],
+      });
+    }
   }
 
   /**
@@ -351,6 +381,50 @@ export class ProducerStateManager {
   }
 }
 
+/**
+ * What is wrong with an entry, or undefined when it is one `record` could have produced: a
+ * producer id, an epoch and sequences of 0 or more, 1 to BATCHES_RETAINED_PER_PRODUCER batches in
+ * offset order, each covering as many offsets as sequences. For producer snapshots read from disk.
+ */
+export function producerEntryProblem(entry: ProducerStateEntry): string | undefined {
+  if (entry.producerId < 0n) return `producer id ${entry.producerId} is negative`;
+  if (!isIntIn(entry.producerEpoch, 0, INT16_MAX)) {
+    return `producer epoch ${entry.producerEpoch} is outside [0, ${INT16_MAX}]`;
+  }
+  const count = entry.batches.length;
+  if (count < 1 || count > BATCHES_RETAINED_PER_PRODUCER) {
+    return `${count} batches, expected 1 to ${BATCHES_RETAINED_PER_PRODUCER}`;
+  }
+  let previousLastOffset = -1n;
+  for (const batch of entry.batches) {
+    const problem = batchMetadataProblem(batch, previousLastOffset);
+    if (problem !== undefined) return problem;
+    previousLastOffset = batch.lastOffset;
+  }
+  return undefined;
+}
+
+function batchMetadataProblem(
+  batch: BatchMetadata,
+  previousLastOffset: bigint,
+): string | undefined {
+  const where = `batch at offsets ${batch.firstOffset}..${batch.lastOffset}`;
+  if (!isIntIn(batch.firstSequence, 0, INT32_MAX) || !isIntIn(batch.lastSequence, 0, INT32_MAX)) {
+    return `${where} has sequences ${batch.firstSequence}..${batch.lastSequence} outside [0, ${INT32_MAX}]`;
+  }
+  if (batch.firstOffset <= previousLastOffset) {
+    return `${where} does not follow the previous batch ending at ${previousLastOffset}`;
+  }
+  const span = sequenceSpan({
+    baseSequence: batch.firstSequence,
+    lastSequence: batch.lastSequence,
+  });
+  if (batch.lastOffset - batch.firstOffset !== BigInt(span)) {
+    return `${where} does not cover as many offsets as its sequences ${batch.firstSequence}..${batch.lastSequence}`;
+  }
+  return undefined;
+}
+
 function snapshotOf(producerId: bigint, entry: MutableEntry): ProducerStateEntry {
   return { producerId, producerEpoch: entry.producerEpoch, batches: [...entry.batches] };
 }
@@ -380,7 +454,7 @@ function sameBatch(a: ProducerBatch, b: ProducerBatch): boolean {
 }
 
 /** How many sequence numbers after the first the batch covers (its lastOffsetDelta). */
-function sequenceSpan(batch: ProducerBatch): number {
+function sequenceSpan(batch: Pick<ProducerBatch, 'baseSequence' | 'lastSequence'>): number {
   const span = batch.lastSequence - batch.baseSequence;
   return span >= 0 ? span : span + INT32_MAX + 1;
 }

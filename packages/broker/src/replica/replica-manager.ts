@@ -34,7 +34,8 @@ export interface ReplicaManagerOptions {
   readonly isEligibleReplica?: (brokerId: number) => boolean;
   /**
    * How often each partition's high watermark is written to its log folder
-   * (`replica.high.watermark.checkpoint.interval.ms`); also written once on close.
+   * (`replica.high.watermark.checkpoint.interval.ms`), and producer snapshots are taken where a
+   * segment rolled since the last one; both are also written once on close.
    */
   readonly highWatermarkCheckpointIntervalMs?: number;
   /** Waiting produce and fetch requests beyond which new ones are refused. */
@@ -118,8 +119,8 @@ export class ReplicaManager {
 
   /**
    * Starts the periodic tasks: the ISR check (every half replica.lag.time.max.ms, as Kafka) and
-   * the high-watermark checkpoint. `onError` hears of a checkpoint that failed; it runs again
-   * at the next interval.
+   * the partition checkpoints. `onError` hears of a checkpoint that failed; it runs again at the
+   * next interval.
    */
   startBackgroundTasks(onError: (task: string, error: unknown) => void = () => undefined): void {
     if (this.timers.length > 0) return;
@@ -133,20 +134,21 @@ export class ReplicaManager {
       this.options.highWatermarkCheckpointIntervalMs ??
         DEFAULT_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS,
       () => {
-        this.checkpointHighWatermarks().catch((error: unknown) =>
-          onError('high-watermark-checkpoint', error),
-        );
+        this.checkpointPartitions().catch((error: unknown) => onError('checkpoint', error));
       },
     );
   }
 
   /**
    * Writes every partition's high watermark to its log folder, so that a restarted leader
-   * serves consumers up to it at once. Runs never overlap; a call during a run joins it.
+   * serves consumers up to it at once, and takes a producer snapshot where one is due (`force`:
+   * wherever the log grew since the last), so that a restarted replica replays only the tail of
+   * its log. Runs never overlap; a call during a run joins it. A partition that fails does not
+   * stop the others; the first failure is thrown at the end.
    */
-  checkpointHighWatermarks(): Promise<void> {
+  checkpointPartitions(options: { force?: boolean } = {}): Promise<void> {
     if (this.checkpointing === undefined) {
-      const run = this.writeHighWatermarks().finally(() => {
+      const run = this.writeCheckpoints(options.force ?? false).finally(() => {
         if (this.checkpointing === run) this.checkpointing = undefined;
       });
       this.checkpointing = run;
@@ -154,10 +156,19 @@ export class ReplicaManager {
     return this.checkpointing;
   }
 
-  private async writeHighWatermarks(): Promise<void> {
+  private async writeCheckpoints(force: boolean): Promise<void> {
+    let failure: Error | undefined;
+    // A partition removed from the map meanwhile is skipped; one being written when its log is
+    // deleted is waited for (see apply).
     for (const partition of this.partitions.values()) {
-      await partition.log.checkpointHighWatermark(partition.highWatermark);
+      try {
+        await partition.log.checkpointHighWatermark(partition.highWatermark);
+        await partition.snapshotProducerState({ force });
+      } catch (error) {
+        failure ??= error instanceof Error ? error : new Error(String(error));
+      }
     }
+    if (failure !== undefined) throw failure;
   }
 
   partition(topicId: string, partitionId: number): Partition | undefined {
@@ -221,7 +232,7 @@ export class ReplicaManager {
     await this.applying;
     // The last run may have started before the final high watermarks: write them once more.
     await this.checkpointing?.catch(() => undefined);
-    await this.checkpointHighWatermarks();
+    await this.checkpointPartitions({ force: true });
   }
 
   private async apply(delta: MetadataDelta): Promise<void> {
@@ -248,7 +259,11 @@ export class ReplicaManager {
       this.partitions.delete(key);
       unfollow.push(partition);
       const topic = partition.topic;
-      if (deleted) await this.options.logManager.deleteLog({ topic, partition: state.partitionId });
+      if (deleted) {
+        // A checkpoint run may be writing into the folder: let it finish first.
+        await this.checkpointing?.catch(() => undefined);
+        await this.options.logManager.deleteLog({ topic, partition: state.partitionId });
+      }
       this.options.onTransition?.({
         kind: 'stopped',
         topic,
