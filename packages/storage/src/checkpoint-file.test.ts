@@ -6,7 +6,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode, isWeirError } from '@weir/protocol';
 import {
   decodeCheckpoint,
+  decodeTopicPartitionOffsets,
   encodeCheckpoint,
+  encodeTopicPartitionOffsets,
+  readTopicPartitionOffsets,
+  writeTopicPartitionOffsets,
   readCheckpointFile,
   readOffsetCheckpoint,
   writeCheckpointFile,
@@ -153,6 +157,68 @@ describe('offset checkpoint', () => {
         isWeirError(error, ErrorCode.CORRUPT_STORE) &&
         error.message.includes(path) &&
         error.message.includes(fragment),
+    );
+  });
+});
+
+describe('topic-partition offsets (replication-offset-checkpoint)', () => {
+  const entry = fc.record({
+    topic: fc.stringMatching(/^[a-zA-Z0-9._-]{1,20}$/),
+    partition: fc.integer({ min: 0, max: 0x7fff_ffff }),
+    offset: fc.bigInt({ min: 0n, max: (1n << 63n) - 1n }),
+  });
+  const entries = fc.uniqueArray(entry, { selector: (e) => `${e.topic} ${e.partition}` });
+
+  it('writes and reads the entries back; a missing file is undefined', async () => {
+    const path = join(dir, 'replication-offset-checkpoint');
+    expect(await readTopicPartitionOffsets(path)).toBeUndefined();
+    const written = [
+      { topic: 'orders', partition: 0, offset: 42n },
+      { topic: 'orders', partition: 1, offset: 0n },
+    ];
+    await writeTopicPartitionOffsets(path, written);
+    expect(await readFile(path, 'utf8')).toBe('0\n2\norders 0 42\norders 1 0\n');
+    expect(await readTopicPartitionOffsets(path)).toEqual(written);
+  });
+
+  it('round-trips any entries (property)', () => {
+    fc.assert(
+      fc.property(entries, (list) => {
+        expect(decodeTopicPartitionOffsets('p', encodeTopicPartitionOffsets(list))).toEqual(list);
+      }),
+    );
+  });
+
+  it('names what is wrong: fields, partition, offset, duplicates', () => {
+    expectCorrupt(() => decodeTopicPartitionOffsets('p', '0\n1\norders 0\n'), 'entry 1');
+    expectCorrupt(() => decodeTopicPartitionOffsets('p', '0\n1\norders -1 5\n'), 'partition');
+    expectCorrupt(() => decodeTopicPartitionOffsets('p', '0\n1\norders 0 x\n'), 'offset');
+    expectCorrupt(
+      () => decodeTopicPartitionOffsets('p', '0\n2\na 0 1\na 0 2\n'),
+      'a-0 appears twice',
+    );
+  });
+
+  it('decodes any text to entries that encode back to it, or CORRUPT_STORE (property)', () => {
+    const valid = encodeTopicPartitionOffsets([
+      { topic: 'orders', partition: 3, offset: 1234n },
+      { topic: 'audit.log', partition: 0, offset: 7n },
+    ]);
+    const texts = fc.oneof(
+      fc.string(),
+      fc
+        .tuple(fc.nat(valid.length - 1), fc.string({ maxLength: 3 }))
+        .map(([at, text]) => valid.slice(0, at) + text + valid.slice(at + 1)),
+    );
+    fc.assert(
+      fc.property(texts, (text) => {
+        try {
+          const decoded = decodeTopicPartitionOffsets('p', text);
+          expect(encodeTopicPartitionOffsets(decoded)).toBe(text);
+        } catch (error) {
+          expect(isWeirError(error, ErrorCode.CORRUPT_STORE)).toBe(true);
+        }
+      }),
     );
   });
 });

@@ -161,3 +161,81 @@ export async function readOffsetCheckpoint(path: string): Promise<bigint | undef
   }
   return parseOffsetField(path, entries[0] ?? '', 'offset');
 }
+
+/** One line of a multi-partition offset checkpoint. */
+export interface TopicPartitionOffset {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: bigint;
+}
+
+/** Kafka's topic naming rule (log-manager.ts keeps folders to it too). */
+const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
+const INT32_MAX = 0x7fff_ffff;
+
+/**
+ * A checkpoint with one `<topic> <partition> <offset>` line per partition, as Kafka's
+ * `OffsetCheckpointFile` (`replication-offset-checkpoint`): one file for many partitions, so
+ * that checkpointing them costs one write and one fsync, not one per partition.
+ */
+export function encodeTopicPartitionOffsets(entries: readonly TopicPartitionOffset[]): string {
+  for (const { topic, partition, offset } of entries) {
+    assert(
+      TOPIC_NAME.test(topic) && isPartition(partition) && offset >= 0n && offset <= MAX_OFFSET,
+      () => `checkpoint entry ${topic} ${partition} ${offset} is not valid`,
+    );
+  }
+  return encodeCheckpoint(
+    CHECKPOINT_VERSION,
+    entries.map(({ topic, partition, offset }) => `${topic} ${partition} ${offset}`),
+  );
+}
+
+/** The entries of such a checkpoint; CORRUPT_STORE naming `path` when anything is wrong. */
+export function decodeTopicPartitionOffsets(path: string, content: string): TopicPartitionOffset[] {
+  const seen = new Set<string>();
+  return decodeCheckpoint(path, content, CHECKPOINT_VERSION).map((line, index) => {
+    const fields = line.split(' ');
+    const [topic = '', partitionText = '', offsetText = ''] = fields;
+    const partition = parseDecimal(partitionText);
+    if (fields.length !== 3 || !TOPIC_NAME.test(topic)) {
+      throw corruptFileError(
+        path,
+        `entry ${index + 1} ${JSON.stringify(line)} is not "<topic> <partition> <offset>"`,
+      );
+    }
+    if (partition === undefined || partition > BigInt(INT32_MAX)) {
+      throw corruptFileError(
+        path,
+        `entry ${index + 1} has partition ${JSON.stringify(partitionText)}`,
+      );
+    }
+    const key = `${topic} ${partition}`;
+    if (seen.has(key)) throw corruptFileError(path, `${topic}-${partition} appears twice`);
+    seen.add(key);
+    return {
+      topic,
+      partition: Number(partition),
+      offset: parseOffsetField(path, offsetText, `entry ${index + 1} offset`),
+    };
+  });
+}
+
+export async function writeTopicPartitionOffsets(
+  path: string,
+  entries: readonly TopicPartitionOffset[],
+): Promise<void> {
+  await writeCheckpointFile(path, encodeTopicPartitionOffsets(entries));
+}
+
+/** The stored entries, or undefined when the file does not exist. */
+export async function readTopicPartitionOffsets(
+  path: string,
+): Promise<TopicPartitionOffset[] | undefined> {
+  const content = await readCheckpointFile(path);
+  return content === undefined ? undefined : decodeTopicPartitionOffsets(path, content);
+}
+
+function isPartition(partition: number): boolean {
+  return Number.isInteger(partition) && partition >= 0 && partition <= INT32_MAX;
+}

@@ -1,5 +1,12 @@
 export { type DirectoryLock, acquireDirectoryLock } from './directory-lock.js';
-export { storageError, syncDirectory, writeFileAtomically } from './checkpoint-file.js';
+export {
+  type TopicPartitionOffset,
+  readTopicPartitionOffsets,
+  storageError,
+  syncDirectory,
+  writeFileAtomically,
+  writeTopicPartitionOffsets,
+} from './checkpoint-file.js';
 export { LeaderEpochCache, type EpochEndOffset, type EpochEntry } from './leader-epoch-cache.js';
 export { DEFAULT_LOG_CONFIG, type FlushPolicy, type LogConfig, logConfig } from './log-config.js';
 export {

@@ -33,12 +33,6 @@ import { SerialExecutor } from './serial-executor.js';
 
 export const RECOVERY_POINT_CHECKPOINT = 'recovery-point-checkpoint';
 export const LOG_START_OFFSET_CHECKPOINT = 'log-start-offset-checkpoint';
-/**
- * The partition's high watermark as its broker last knew it (Kafka keeps these in the data
- * directory's `replication-offset-checkpoint`), so that a restarted leader serves consumers at
- * once instead of from offset 0 until its followers fetch again.
- */
-export const HIGH_WATERMARK_CHECKPOINT = 'high-watermark-checkpoint';
 /** Present only between a clean close and the next open: that open skips recovery. */
 export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
 
@@ -94,8 +88,8 @@ export class Log {
   private assignedEnd: bigint | undefined;
   private startOffset: bigint;
   private recoveredTo: bigint;
-  /** The high watermark last written to HIGH_WATERMARK_CHECKPOINT (or read from it at open). */
-  private checkpointedHighWatermark: bigint;
+  /** The recovery point the checkpoint file holds: an unchanged one is not written again. */
+  private checkpointedRecoveryPoint: bigint;
   private unflushedMessages = 0;
   private lastFlushMs: number;
   /** Set by a failed write: appends are refused until the log is reopened (as Kafka does). */
@@ -113,14 +107,13 @@ export class Log {
     readonly leaderEpochCache: LeaderEpochCache,
     logStartOffset: bigint,
     recoveryPoint: bigint,
-    highWatermark: bigint,
     private readonly clock: () => number,
     private readonly segmentOptions: SegmentOptions,
     readonly openReport: LogOpenReport,
   ) {
     this.startOffset = logStartOffset;
     this.recoveredTo = recoveryPoint;
-    this.checkpointedHighWatermark = highWatermark;
+    this.checkpointedRecoveryPoint = recoveryPoint;
     this.lastFlushMs = clock();
   }
 
@@ -151,8 +144,6 @@ export class Log {
       (await readOffsetCheckpoint(join(dir, RECOVERY_POINT_CHECKPOINT))) ?? 0n;
     const checkpointedStart =
       (await readOffsetCheckpoint(join(dir, LOG_START_OFFSET_CHECKPOINT))) ?? 0n;
-    const checkpointedHighWatermark =
-      (await readOffsetCheckpoint(join(dir, HIGH_WATERMARK_CHECKPOINT))) ?? 0n;
     const leaderEpochCache = await LeaderEpochCache.load(
       join(dir, LEADER_EPOCH_CHECKPOINT_FILE_NAME),
     );
@@ -189,8 +180,6 @@ export class Log {
       leaderEpochCache,
       logStartOffset,
       logEndOffset,
-      // Recovery may have cut the tail the checkpoint covered (unsynced writes lost in a crash).
-      clamp(checkpointedHighWatermark, logStartOffset, logEndOffset),
       clock,
       segmentOptions,
       report,
@@ -207,10 +196,6 @@ export class Log {
   /** Everything below this offset is known to be on disk (fsynced). */
   get recoveryPoint(): bigint {
     return this.recoveredTo;
-  }
-  /** The high watermark read at open or last checkpointed, within the log's offsets. */
-  get highWatermarkCheckpoint(): bigint {
-    return clamp(this.checkpointedHighWatermark, this.startOffset, this.logEndOffset);
   }
   get sizeInBytes(): number {
     return this.segments.reduce((sum, segment) => sum + segment.sizeInBytes, 0);
@@ -779,23 +764,12 @@ export class Log {
    */
   checkpointRecoveryPoint(): Promise<void> {
     return this.executor.run(async () => {
-      // A closed log checkpointed itself; a deleted one has no folder to write to.
-      if (this.filesClosed) return;
-      await writeOffsetCheckpoint(join(this.dir, RECOVERY_POINT_CHECKPOINT), this.recoveredTo);
-    });
-  }
-
-  /**
-   * Writes the partition's high watermark (clamped to the log's offsets) when it changed since
-   * the last write. The replica manager calls it periodically and before the logs close.
-   */
-  checkpointHighWatermark(highWatermark: bigint): Promise<void> {
-    return this.executor.run(async () => {
-      if (this.filesClosed) return; // a deleted log has no folder to write to
-      const offset = clamp(highWatermark, this.startOffset, this.logEndOffset);
-      if (offset === this.checkpointedHighWatermark) return;
-      await writeOffsetCheckpoint(join(this.dir, HIGH_WATERMARK_CHECKPOINT), offset);
-      this.checkpointedHighWatermark = offset;
+      // A closed log checkpointed itself; a deleted one has no folder to write to. An idle log's
+      // is unchanged: thousands of partitions must not cost three fsyncs each per interval.
+      if (this.filesClosed || this.recoveredTo === this.checkpointedRecoveryPoint) return;
+      const recoveryPoint = this.recoveredTo;
+      await writeOffsetCheckpoint(join(this.dir, RECOVERY_POINT_CHECKPOINT), recoveryPoint);
+      this.checkpointedRecoveryPoint = recoveryPoint;
     });
   }
 

@@ -116,28 +116,6 @@ describe('Log', () => {
     expect((await log.append(batch(['again']), { leaderEpoch: 2 })).baseOffset).toBe(2n);
     await log.close();
   });
-
-  it('keeps the checkpointed high watermark across a reopen, within the offsets that survived', async () => {
-    const log = await Log.open(dir);
-    expect(log.highWatermarkCheckpoint).toBe(0n);
-    for (let i = 0; i < 5; i++) await log.append(batch([`v${i}`]), { leaderEpoch: 0 });
-    await log.checkpointHighWatermark(3n);
-    // Beyond the log end: written as the log end, never as an offset the log lacks.
-    await log.checkpointHighWatermark(9n);
-    expect(log.highWatermarkCheckpoint).toBe(5n);
-    await log.checkpointHighWatermark(4n);
-    await log.close();
-
-    const reopened = await Log.open(dir);
-    expect(reopened.highWatermarkCheckpoint).toBe(4n);
-    // A tail cut after the checkpoint (as a crash may cut unsynced writes) lowers it.
-    await reopened.truncateTo(2n);
-    expect(reopened.highWatermarkCheckpoint).toBe(2n);
-    await reopened.close();
-    const again = await Log.open(dir);
-    expect(again.highWatermarkCheckpoint).toBe(2n);
-    await again.close();
-  });
 });
 
 describe('retention by time', () => {

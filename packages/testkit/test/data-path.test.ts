@@ -413,7 +413,7 @@ describe('per-connection limits', () => {
 });
 
 describe('checkpoints', () => {
-  it('a cleanly stopped broker leaves its high watermark and a producer snapshot in the partition folder', async () => {
+  it('a cleanly stopped broker leaves its high watermarks and a producer snapshot', async () => {
     cluster = await InProcessCluster.start(3);
     await cluster.createTopic('kept', 1, 3);
     const leader = await leaderOf(cluster, 'kept');
@@ -426,8 +426,11 @@ describe('checkpoints', () => {
       expect(answer.error?.code).toBe(ErrorCode.NONE);
     }
     await cluster.stopNode(leader);
-    const dir = join(cluster.dir, `node-${leader}`, 'partitions', 'kept-0');
-    expect(await readFile(join(dir, 'high-watermark-checkpoint'), 'utf8')).toBe('0\n1\n4\n');
+    const partitions = join(cluster.dir, `node-${leader}`, 'partitions');
+    expect(await readFile(join(partitions, 'replication-offset-checkpoint'), 'utf8')).toBe(
+      '0\n1\nkept 0 4\n',
+    );
+    const dir = join(partitions, 'kept-0');
     expect((await readdir(dir)).filter((name) => name.endsWith('.snapshot'))).toEqual([
       `${'4'.padStart(20, '0')}.snapshot`,
     ]);

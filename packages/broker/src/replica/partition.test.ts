@@ -68,8 +68,17 @@ async function leader(): Promise<Partition> {
 describe('Partition as leader', () => {
   it('starts at its checkpointed high watermark after a restart, before any follower fetches', async () => {
     for (let i = 0; i < 5; i++) await log.append(batch(`v${i}`), { leaderEpoch: 0 });
-    await log.checkpointHighWatermark(3n);
-    const partition = await leader();
+    const partition = await Partition.open({
+      brokerId: 1,
+      topic: 'orders',
+      topicId: 'topic-id',
+      partitionId: 0,
+      log,
+      clock: () => 0,
+      replicaLagTimeMaxMs: 30_000,
+      highWatermark: 3n,
+    });
+    partition.makeLeader(state());
     // Without the checkpoint it would be 0 until both followers fetched again.
     expect(partition.highWatermark).toBe(3n);
     const read = await partition.readAsConsumer(0n, 1 << 20, -1);

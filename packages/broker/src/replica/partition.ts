@@ -33,6 +33,8 @@ export interface PartitionOptions {
   readonly log: Log;
   readonly clock: () => number;
   readonly replicaLagTimeMaxMs: number;
+  /** The high watermark last checkpointed for this partition, if any. */
+  readonly highWatermark?: bigint;
 }
 
 /** Where a leader's log and a follower's diverge (KIP-320's diverging epoch). */
@@ -90,7 +92,12 @@ export class Partition {
    */
   static async open(options: PartitionOptions): Promise<Partition> {
     const partition = new Partition(options);
-    partition.followerHighWatermark = options.log.highWatermarkCheckpoint;
+    // A crash may have cut unsynced records the checkpoint covered; retention may have passed it.
+    const { log } = options;
+    partition.followerHighWatermark = maxBigint(
+      log.logStartOffset,
+      minBigint(options.highWatermark ?? 0n, log.logEndOffset),
+    );
     await partition.loadProducerState();
     return partition;
   }

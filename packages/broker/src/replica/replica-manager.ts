@@ -16,7 +16,11 @@ import {
   type LogConfig,
   type LogManager,
   type TopicPartition,
+  type TopicPartitionOffset,
+  readTopicPartitionOffsets,
+  writeTopicPartitionOffsets,
 } from '@weir/storage';
+import { join } from 'node:path';
 import { Purgatory } from '../purgatory.js';
 import type { AlterPartitionProposal } from './leader-state.js';
 import { Partition, partitionKey } from './partition.js';
@@ -65,7 +69,12 @@ export type ReplicaTransition =
       readonly partitionId: number;
       readonly reason: string;
     }
-  | { readonly kind: 'isr-change-failed'; readonly partition: Partition; readonly error: unknown };
+  | { readonly kind: 'isr-change-failed'; readonly partition: Partition; readonly error: unknown }
+  | {
+      /** The high-watermark checkpoint could not be read: every HW starts at the log start. */
+      readonly kind: 'high-watermark-checkpoint-unreadable';
+      readonly error: unknown;
+    };
 
 /** Told when partitions start or stop following a leader: the fetcher manager's input. */
 export interface FollowerChanges {
@@ -75,6 +84,11 @@ export interface FollowerChanges {
 
 export const DEFAULT_REPLICA_LAG_TIME_MAX_MS = 30_000;
 export const DEFAULT_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS = 5_000;
+/**
+ * Every partition's high watermark, in the partition logs' folder: one file, one fsync per
+ * checkpoint however many partitions (Kafka's name and format).
+ */
+export const REPLICATION_OFFSET_CHECKPOINT = 'replication-offset-checkpoint';
 const DEFAULT_MAX_WATCHED_OPERATIONS = 10_000;
 
 export class ReplicaManager {
@@ -86,6 +100,9 @@ export class ReplicaManager {
   private readonly clock: () => number;
   private readonly timers: NodeJS.Timeout[] = [];
   private checkpointing: Promise<void> | undefined;
+  /** The checkpoint read at start-up, by log folder name; read once, on first use. */
+  private checkpointedHighWatermarks: Promise<Map<string, bigint>> | undefined;
+  private lastCheckpoint: string | undefined;
   private image: MetadataImage | undefined;
   private closed = false;
 
@@ -158,17 +175,59 @@ export class ReplicaManager {
 
   private async writeCheckpoints(force: boolean): Promise<void> {
     let failure: Error | undefined;
+    const fail = (error: unknown) => {
+      failure ??= error instanceof Error ? error : new Error(String(error));
+    };
+    await this.writeHighWatermarks().catch(fail);
     // A partition removed from the map meanwhile is skipped; one being written when its log is
     // deleted is waited for (see apply).
     for (const partition of this.partitions.values()) {
-      try {
-        await partition.log.checkpointHighWatermark(partition.highWatermark);
-        await partition.snapshotProducerState({ force });
-      } catch (error) {
-        failure ??= error instanceof Error ? error : new Error(String(error));
-      }
+      await partition.snapshotProducerState({ force }).catch(fail);
     }
     if (failure !== undefined) throw failure;
+  }
+
+  /** Writes REPLICATION_OFFSET_CHECKPOINT when any high watermark changed since the last write. */
+  private async writeHighWatermarks(): Promise<void> {
+    const checkpointed = await this.loadHighWatermarks();
+    const entries = new Map<string, TopicPartitionOffset>();
+    // Logs that no delta has opened as a replica yet (at start-up) keep their checkpointed HW;
+    // logs deleted since drop out.
+    for (const [tp] of this.options.logManager.allLogs()) {
+      const offset = checkpointed.get(logName(tp.topic, tp.partition));
+      if (offset !== undefined) entries.set(logName(tp.topic, tp.partition), { ...tp, offset });
+    }
+    for (const partition of this.partitions.values()) {
+      const { topic, partitionId: p } = partition;
+      entries.set(logName(topic, p), { topic, partition: p, offset: partition.highWatermark });
+    }
+    const sorted = [...entries.keys()].sort().map((name) => entries.get(name)!);
+    const content = JSON.stringify(sorted, (_, value: unknown) =>
+      typeof value === 'bigint' ? value.toString() : value,
+    );
+    if (content === this.lastCheckpoint) return;
+    await writeTopicPartitionOffsets(this.highWatermarkCheckpointPath, sorted);
+    this.lastCheckpoint = content;
+  }
+
+  private get highWatermarkCheckpointPath(): string {
+    return join(this.options.logManager.dataDir, REPLICATION_OFFSET_CHECKPOINT);
+  }
+
+  /** The HWs checkpointed before start-up; an unreadable file is reported and read as empty. */
+  private loadHighWatermarks(): Promise<Map<string, bigint>> {
+    this.checkpointedHighWatermarks ??= readTopicPartitionOffsets(
+      this.highWatermarkCheckpointPath,
+    ).then(
+      (entries) =>
+        new Map((entries ?? []).map((e) => [logName(e.topic, e.partition), e.offset] as const)),
+      (error: unknown) => {
+        // Safe to go on: a HW that starts lower only waits for the followers' next fetches.
+        this.options.onTransition?.({ kind: 'high-watermark-checkpoint-unreadable', error });
+        return new Map<string, bigint>();
+      },
+    );
+    return this.checkpointedHighWatermarks;
   }
 
   partition(topicId: string, partitionId: number): Partition | undefined {
@@ -312,7 +371,9 @@ export class ReplicaManager {
       log = await logManager.getOrCreateLog(tp, logConfigOf(image, topic.name));
     }
     if (storedTopicId !== topic.topicId) await writePartitionMetadata(log.dir, topic.topicId);
+    const highWatermarks = await this.loadHighWatermarks();
     const partition = await Partition.open({
+      highWatermark: highWatermarks.get(logName(topic.name, state.partitionId)),
       brokerId: this.brokerId,
       topic: topic.name,
       topicId: topic.topicId,
@@ -403,6 +464,11 @@ export class ReplicaManager {
       }
     }
   }
+}
+
+/** A partition's log folder name, `<topic>-<partition>`: how the checkpoint names it. */
+function logName(topic: string, partitionId: number): string {
+  return `${topic}-${partitionId}`;
 }
 
 /** Topic configs (Kafka's names) as log settings; unset ones keep the log defaults. */

@@ -110,6 +110,12 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
             'deleted a stray partition log',
           );
           break;
+        case 'high-watermark-checkpoint-unreadable':
+          logger.warn(
+            { err: event.error },
+            'the high-watermark checkpoint is unreadable; high watermarks start at the log start and catch up as followers fetch',
+          );
+          break;
         case 'stopped':
           break;
       }
