@@ -241,6 +241,13 @@ export class ReplicaManager {
       topicImage === undefined ? undefined : this.partition(topicImage.topicId, partitionId);
     if (partition !== undefined) return partition;
     const assigned = topicImage?.partitions.get(partitionId);
+    if (assigned?.leader === this.brokerId) {
+      // The image names this broker; the delta that opens its replica is still being applied.
+      throw new WeirError(
+        ErrorCode.NOT_LEADER_OR_FOLLOWER,
+        `broker ${this.brokerId} is becoming the leader of ${topic}-${partitionId} and cannot serve it yet; retry shortly`,
+      );
+    }
     if (assigned !== undefined) {
       throw new WeirError(
         ErrorCode.NOT_LEADER_OR_FOLLOWER,

@@ -1,5 +1,6 @@
-// `weir dev`: a local cluster of combined-mode nodes (broker + controller), one child process
-// each, for a developer in one terminal. Node i (1-based) listens on base+10·(i−1) (broker),
+// `weir dev`: a local cluster of combined-mode nodes (broker + controller; tests may ask for
+// dedicated controller nodes instead), one child process each, for a developer in one
+// terminal. Node i (1-based) listens on base+10·(i−1) (broker),
 // +1 (controller) and +2 (HTTP). The cluster's layout goes to <data-dir>/cluster.json; the
 // cluster is "ready" once every node's /readyz answers 200. A node that dies is reported and
 // left dead (a dev cluster that silently restarts nodes would hide the bugs it is for).
@@ -20,6 +21,11 @@ export interface DevClusterOptions {
   readonly host?: string;
   /** The `weir` command line that runs a node: argv before `server`. */
   readonly weirCommand: readonly string[];
+  /**
+   * Nodes that run only the controller; they alone are the quorum's voters, and the others run
+   * only the broker. Empty or absent (what `weir dev` does): every node runs both.
+   */
+  readonly controllers?: readonly number[];
   /** Extra `weir server` flags for every node (e.g. a shorter session timeout in tests). */
   readonly serverArgs?: readonly string[];
   /** The nodes' environment; this process's by default. */
@@ -101,8 +107,19 @@ export class DevCluster {
     });
   }
 
+  /** Whether a node runs only the controller (see DevClusterOptions.controllers). */
+  isControllerOnly(nodeId: number): boolean {
+    return this.options.controllers?.includes(nodeId) ?? false;
+  }
+
+  private processRoles(nodeId: number): string {
+    if ((this.options.controllers?.length ?? 0) === 0) return 'broker,controller';
+    return this.isControllerOnly(nodeId) ? 'controller' : 'broker';
+  }
+
   bootstrap(): string {
     return this.layout()
+      .filter((node) => !this.isControllerOnly(node.id))
       .map((node) => `${this.host}:${node.brokerPort}`)
       .join(',');
   }
@@ -119,7 +136,10 @@ export class DevCluster {
     // A port held by something else (another cluster, say) would make a node die, or worse,
     // make the readiness check reach someone else's node.
     await checkPortsFree(this.host, layout);
-    this.voters = layout.map((node) => `${node.id}@${this.host}:${node.controllerPort}`).join(',');
+    this.voters = layout
+      .filter((node) => this.processRoles(node.id).includes('controller'))
+      .map((node) => `${node.id}@${this.host}:${node.controllerPort}`)
+      .join(',');
     for (const node of layout) this.spawnNode(node);
     await this.writeClusterFile();
   }
@@ -191,7 +211,7 @@ export class DevCluster {
       '--cluster-id',
       this.clusterIdValue,
       '--process-roles',
-      'broker,controller',
+      this.processRoles(node.id),
       '--controller-quorum-voters',
       this.voters,
       '--data-dir',
