@@ -260,6 +260,7 @@ async function startBroker(options: NodeOptions, logger: Logger): Promise<Broker
       replicaLagTimeMaxMs: options.replicaLagTimeMaxMs,
       highWatermarkCheckpointIntervalMs: options.replicaHighWatermarkCheckpointIntervalMs,
       maxInFlightBytesPerConnection: options.maxInFlightBytesPerConnection,
+      isCaughtUp: () => lifecycle.hasCaughtUp,
       logRetentionCheckIntervalMs: options.logRetentionCheckIntervalMs,
       listener,
       channel,

@@ -19,6 +19,8 @@ export interface ReplicationServiceOptions {
   readonly partitionMaxBytes?: number;
   /** The most record bytes of one response. */
   readonly responseMaxBytes?: number;
+  /** See BrokerServiceOptions.isCaughtUp: a broker that has not caught up serves no follower. */
+  readonly isCaughtUp?: () => boolean;
 }
 
 const DEFAULT_MAX_WAIT_CAP_MS = 500;
@@ -95,20 +97,21 @@ async function readAll(
     options.responseMaxBytes ?? DEFAULT_RESPONSE_MAX_BYTES,
   );
   const initialBudget = budget;
-  const stale = staleBrokerEpoch(replicas, request);
-  if (stale !== undefined) {
-    // An old incarnation of the follower (its registration replaced): its fetches must not count
-    // towards the high watermark or the ISR.
-    return {
-      partitions: request.partitions.map((p) =>
-        errorResponse(
-          { topicId: p.topicId, partition: p.partition },
-          ErrorCode.STALE_BROKER_EPOCH,
-          stale,
-        ),
-      ),
-    };
+  const refuseAll = (code: ErrorCode, message: string): Response => ({
+    partitions: request.partitions.map((p) =>
+      errorResponse({ topicId: p.topicId, partition: p.partition }, code, message),
+    ),
+  });
+  if (options.isCaughtUp?.() === false) {
+    return refuseAll(
+      ErrorCode.NOT_LEADER_OR_FOLLOWER,
+      `broker ${replicas.brokerId} has not caught up with the metadata log since it started`,
+    );
   }
+  const stale = staleBrokerEpoch(replicas, request);
+  // An old incarnation of the follower (its registration replaced): its fetches must not count
+  // towards the high watermark or the ISR.
+  if (stale !== undefined) return refuseAll(ErrorCode.STALE_BROKER_EPOCH, stale);
   const partitionMaxBytes = options.partitionMaxBytes ?? DEFAULT_PARTITION_MAX_BYTES;
   const responses: PartitionResponse[] = [];
   for (const p of request.partitions) {

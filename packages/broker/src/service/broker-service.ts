@@ -24,6 +24,13 @@ export interface BrokerServiceOptions {
   /** Caps of what a client may ask for. */
   readonly fetchMaxWaitCapMs?: number;
   readonly fetchResponseMaxBytes?: number;
+  /**
+   * Whether this broker has applied the metadata log as far as the controller's image since it
+   * started. Until then its image may name it the leader of partitions it led before a restart
+   * (it replays old leaderships on the way), so Produce, Fetch and ListOffsets are refused, as
+   * Kafka keeps its listeners closed until the broker has caught up. Default: always.
+   */
+  readonly isCaughtUp?: () => boolean;
   /** Produce bytes a client connection may have in progress (see InFlightBytes). */
   readonly maxInFlightBytesPerConnection?: number;
 }
@@ -45,6 +52,14 @@ export function brokerServiceHandlers(
   const inFlight = new InFlightBytes(
     options.maxInFlightBytesPerConnection ?? DEFAULT_MAX_IN_FLIGHT_BYTES_PER_CONNECTION,
   );
+  const checkCaughtUp = (): void => {
+    if (options.isCaughtUp?.() === false) {
+      throw new WeirError(
+        ErrorCode.NOT_LEADER_OR_FOLLOWER,
+        `broker ${replicas.brokerId} is starting and has not caught up with the metadata log, so it does not know yet which partitions it leads; retry shortly`,
+      );
+    }
+  };
   return {
     produce: unary(async (request, call) => {
       if (![0, 1, -1].includes(request.acks)) {
@@ -53,6 +68,7 @@ export function brokerServiceHandlers(
           `acks must be 0, 1 or -1 (all), got ${request.acks}`,
         );
       }
+      checkCaughtUp();
       const release = inFlight.acquire(call.getPeer(), produceRequestBytes(request));
       const work = Promise.all(
         request.topics.map(async (topic) => ({
@@ -70,6 +86,7 @@ export function brokerServiceHandlers(
       return { topics: await work };
     }),
     fetch: unary(async (request) => {
+      checkCaughtUp();
       const maxWaitMs = Math.min(
         Math.max(0, request.maxWaitMs),
         options.fetchMaxWaitCapMs ?? DEFAULT_FETCH_MAX_WAIT_CAP_MS,
@@ -82,16 +99,19 @@ export function brokerServiceHandlers(
       await waitForHighWatermarks(replicas, first.waitingOn, maxWaitMs);
       return { topics: (await read()).topics };
     }),
-    listOffsets: unary(async (request) => ({
-      topics: await Promise.all(
-        request.topics.map(async (topic) => ({
-          topic: topic.topic,
-          partitions: await Promise.all(
-            topic.partitions.map((p) => listOffset(options, topic.topic, p)),
-          ),
-        })),
-      ),
-    })),
+    listOffsets: unary(async (request) => {
+      checkCaughtUp();
+      return {
+        topics: await Promise.all(
+          request.topics.map(async (topic) => ({
+            topic: topic.topic,
+            partitions: await Promise.all(
+              topic.partitions.map((p) => listOffset(options, topic.topic, p)),
+            ),
+          })),
+        ),
+      };
+    }),
     metadata: unary((request) =>
       metadataResponse(options.image(), {
         clusterId: options.clusterId,

@@ -33,6 +33,7 @@ export interface BrokerLifecycleOptions {
 /** While fenced, heartbeat this often, so the broker is unfenced soon after it catches up. */
 const FENCED_HEARTBEAT_INTERVAL_MS = 100;
 const REGISTRATION_RETRY_MS = 250;
+const MIN_HEARTBEAT_TIMEOUT_MS = 2_000;
 
 export class BrokerLifecycle {
   readonly incarnationId = randomUUID();
@@ -42,6 +43,7 @@ export class BrokerLifecycle {
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private lastFailure: string | undefined;
+  private caughtUp = false;
 
   constructor(private readonly options: BrokerLifecycleOptions) {}
 
@@ -50,6 +52,13 @@ export class BrokerLifecycle {
   }
   get brokerEpoch(): bigint | undefined {
     return this.epoch;
+  }
+  /**
+   * Whether the controller has unfenced this broker since it started: it had then applied the
+   * metadata log as far as the controller's image, so its view of its leaderships is current.
+   */
+  get hasCaughtUp(): boolean {
+    return this.caughtUp;
   }
 
   start(): void {
@@ -136,18 +145,23 @@ export class BrokerLifecycle {
   private async heartbeat(): Promise<void> {
     const { brokerId, channel, logger, metadataOffset } = this.options;
     try {
-      const response = await channel.call(Controller.brokerHeartbeat, {
-        brokerId,
-        brokerEpoch: this.epoch!,
-        metadataOffset: metadataOffset(),
-      });
+      // A heartbeat older than a few intervals is worth nothing, and a long one would hold up
+      // stop() (the last node of a cluster finds no controller to answer it).
+      const response = await channel.call(
+        Controller.brokerHeartbeat,
+        { brokerId, brokerEpoch: this.epoch!, metadataOffset: metadataOffset() },
+        Math.max(MIN_HEARTBEAT_TIMEOUT_MS, 2 * this.options.heartbeatIntervalMs),
+      );
       this.lastFailure = undefined;
       if (this.currentState === 'shutting-down') return;
       const next: BrokerState = response.isFenced ? 'fenced' : 'running';
       if (next !== this.currentState) {
         logger.info({ from: this.currentState, to: next }, 'broker state changed');
         this.currentState = next;
-        if (next === 'running') this.options.onUnfenced?.();
+        if (next === 'running') {
+          this.caughtUp = true;
+          this.options.onUnfenced?.();
+        }
       }
     } catch (error) {
       if (isWeirError(error) && error.code === ErrorCode.STALE_BROKER_EPOCH) {

@@ -28,6 +28,8 @@ export interface DataPlaneOptions {
   readonly replicaLagTimeMaxMs: number;
   readonly highWatermarkCheckpointIntervalMs: number;
   readonly maxInFlightBytesPerConnection: number;
+  /** See BrokerServiceOptions.isCaughtUp. */
+  readonly isCaughtUp: () => boolean;
   readonly logRetentionCheckIntervalMs: number;
   readonly listener: BrokerMetadataListener;
   readonly channel: ControllerChannel;
@@ -165,12 +167,13 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
           image: () => listener.image,
           controllerId: options.controllerId,
           maxInFlightBytesPerConnection: options.maxInFlightBytesPerConnection,
+          isCaughtUp: options.isCaughtUp,
           initProducerId: async () => ({ producerId: await producerIds.next(), producerEpoch: 0 }),
         }),
       );
       server.addService(
         proto.weir.broker.ReplicationServiceService,
-        replicationServiceHandlers(replicas),
+        replicationServiceHandlers(replicas, { isCaughtUp: options.isCaughtUp }),
       );
     },
     async close() {
