@@ -3,10 +3,12 @@
 // following the leadership to its new home (and restarting the killed node). Afterwards every
 // value that was acknowledged is read back exactly once, at the offset it was acknowledged with,
 // and the log's offsets are contiguous: nothing acknowledged is lost, nothing is written twice.
+// And a follower stopped with SIGSTOP for longer than replica.lag.time.max.ms (but less than its
+// session) leaves the ISR by the leader's lag check alone, and rejoins after SIGCONT.
 
 import { Weir } from '@weir/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProcessCluster, waitFor } from './fixtures/process-cluster.js';
+import { ProcessCluster, TEST_SERVER_ARGS, waitFor } from './fixtures/process-cluster.js';
 
 const TOPIC = 'durable';
 const KILLS = 5;
@@ -136,8 +138,30 @@ describe('acks=all durability under leader kills', () => {
     expect(lost).toEqual([]);
     expect(acknowledged.size).toBeGreaterThanOrEqual((KILLS + 1) * ACKS_BETWEEN_KILLS);
   }, 300_000);
+});
 
-  it('a follower stopped with SIGSTOP leaves the ISR; writes go on with min.insync.replicas=2; after SIGCONT it catches up and rejoins', async () => {
+/** The session outlasts the pause, so only the leader's lag check can shrink the ISR. */
+const LAG_SESSION_TIMEOUT_MS = 15_000;
+const REPLICA_LAG_TIME_MAX_MS = 1_500;
+
+describe('ISR shrink by replica lag', () => {
+  let cluster: ProcessCluster;
+
+  beforeAll(async () => {
+    cluster = await ProcessCluster.start(3, [
+      ...TEST_SERVER_ARGS,
+      '--broker-session-timeout-ms',
+      String(LAG_SESSION_TIMEOUT_MS),
+      '--replica-lag-time-max-ms',
+      String(REPLICA_LAG_TIME_MAX_MS),
+    ]);
+  }, 90_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+  }, 60_000);
+
+  it('a follower stopped with SIGSTOP for longer than replica.lag.time.max.ms leaves the ISR; writes go on with min.insync.replicas=2; after SIGCONT it catches up and rejoins', async () => {
     const topic = 'paused';
     const admin = cluster.admin();
     await admin.createTopics({
@@ -169,13 +193,20 @@ describe('acks=all durability under leader kills', () => {
 
     cluster.dev.process(paused)!.kill('SIGSTOP');
     try {
-      // Its session runs out and the controller takes it out of the ISR; writes continue.
+      // A write it cannot fetch (an idle follower that has everything stays in sync, as in
+      // Kafka) waits for it; the leader sees it behind for replica.lag.time.max.ms and shrinks
+      // the ISR through AlterPartition, while its session still runs: the controller has not
+      // fenced it. Then the write is answered.
+      const waiting = send('while-shrinking');
       await waitFor(
         'the paused follower out of the ISR',
         async () => !(await describe()).isr.includes(paused),
-        20_000,
+        LAG_SESSION_TIMEOUT_MS - 2_000,
       );
       expect((await describe()).isr).toHaveLength(2);
+      const { brokers } = await cluster.admin().describeCluster();
+      expect(brokers.find((broker) => broker.brokerId === paused)?.state).toBe('unfenced');
+      expect(await waiting).toBe(20n);
       for (let i = 0; i < 50; i++) await send(`while-paused-${i}`);
     } finally {
       cluster.dev.process(paused)!.kill('SIGCONT');
@@ -186,7 +217,7 @@ describe('acks=all durability under leader kills', () => {
       30_000,
     );
     const last = await send('after');
-    expect(last).toBe(70n);
+    expect(last).toBe(71n);
     await producer.close();
     await admin.close();
   }, 120_000);
