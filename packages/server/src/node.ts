@@ -55,7 +55,12 @@ interface ControllerRole {
   readonly controller: QuorumController;
   readonly server: Server;
   readonly timer: NodeJS.Timeout;
+  /** Called on every change of this node's Raft role or of the leader it knows. */
+  readonly roleListeners: Set<() => void>;
 }
+
+/** How long an active controller that stops waits for its successor to take over. */
+const RESIGNATION_TIMEOUT_MS = 2_000;
 
 interface BrokerRole {
   /** The bound broker port, the one the broker registers. */
@@ -170,6 +175,7 @@ async function startController(options: NodeOptions, logger: Logger): Promise<Co
     defaultReplicationFactor: options.defaultReplicationFactor,
     leaderImbalanceCheckIntervalMs: options.leaderImbalanceCheckIntervalMs,
   });
+  const roleListeners = new Set<() => void>();
   const raft = await RaftNode.start({
     id: nodeId,
     voters: quorumVoters.map((voter) => voter.id),
@@ -181,8 +187,10 @@ async function startController(options: NodeOptions, logger: Logger): Promise<Co
       electionTicks: options.controllerQuorumElectionTicks,
       heartbeatTicks: options.controllerQuorumHeartbeatTicks,
     },
-    onRoleChange: (role, leaderId, term) =>
-      logger.info({ role, leaderId, term }, 'metadata quorum role changed'),
+    onRoleChange: (role, leaderId, term) => {
+      logger.info({ role, leaderId, term }, 'metadata quorum role changed');
+      for (const listener of roleListeners) listener();
+    },
   });
   controller.attach(raft);
   const server = new Server(SERVER_GRPC_OPTIONS);
@@ -207,15 +215,44 @@ async function startController(options: NodeOptions, logger: Logger): Promise<Co
       .maybeSnapshot()
       .catch((error: unknown) => logger.warn({ err: error }, 'metadata snapshot failed'));
   }, CONTROLLER_TICK_MS);
-  return { storage, transport, raft, controller, server, timer };
+  return { storage, transport, raft, controller, server, timer, roleListeners };
 }
 
 async function stopController(role: ControllerRole): Promise<void> {
+  await resignLeadership(role, RESIGNATION_TIMEOUT_MS);
   clearInterval(role.timer);
   await shutdownServer(role.server, 500);
   await role.raft.stop();
   role.transport.close();
   await role.storage.close();
+}
+
+/**
+ * An active controller that stops hands the quorum's leadership to its most caught-up voter
+ * first (Raft's leadership transfer: TimeoutNow), so the quorum does not wait out an election
+ * timeout without a controller, as Kafka's controller resigns on shutdown. Resolves once another
+ * node leads, or after `timeoutMs` (then the others elect one as after a crash).
+ */
+function resignLeadership(role: ControllerRole, timeoutMs: number): Promise<void> {
+  const { raft } = role;
+  if (!raft.isLeader) return Promise.resolve();
+  const [successor] = [...raft.followerMatchIndexes()]
+    .filter(([id]) => id !== raft.id)
+    .sort(([, a], [, b]) => b - a);
+  if (successor === undefined) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      role.roleListeners.delete(check);
+      resolve();
+    };
+    const check = () => {
+      if (!raft.isLeader) done();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    role.roleListeners.add(check);
+    raft.transferLeadership(successor[0]);
+  });
 }
 
 /**
