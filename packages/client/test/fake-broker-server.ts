@@ -6,6 +6,7 @@
 import {
   Server,
   ServerCredentials,
+  type ServerDuplexStream,
   type ServerUnaryCall,
   type UntypedServiceImplementation,
   type sendUnaryData,
@@ -48,28 +49,75 @@ export async function startFakeBroker(handlers: BrokerHandlers = {}): Promise<Fa
   const maxOpen = Object.fromEntries(METHODS.map((m) => [m, 0])) as FakeBroker['maxOpen'];
   const current: BrokerHandlers = { ...handlers };
   const implementation: UntypedServiceImplementation = {};
+  /** Answers one call of `method` with its scripted handler, counting it as open meanwhile. */
+  const answer = (method: BrokerMethod, request: unknown): Promise<unknown> => {
+    (requests[method] as unknown[]).push(request);
+    const handler = current[method] as (request: unknown) => unknown;
+    open[method]++;
+    maxOpen[method] = Math.max(maxOpen[method], open[method]);
+    return Promise.resolve()
+      .then(() => handler(request))
+      .finally(() => open[method]--);
+  };
   for (const method of METHODS) {
+    if (method === 'produceStream') continue;
     implementation[method] = (
       call: ServerUnaryCall<unknown, unknown>,
       callback: sendUnaryData<unknown>,
     ) => {
-      (requests[method] as unknown[]).push(call.request);
-      const handler = current[method] as ((request: unknown) => unknown) | undefined;
-      if (handler === undefined) {
+      if (current[method] === undefined) {
+        (requests[method] as unknown[]).push(call.request);
         callback({ code: status.UNIMPLEMENTED, details: `${method} is not scripted` }, null);
         return;
       }
-      open[method]++;
-      maxOpen[method] = Math.max(maxOpen[method], open[method]);
-      Promise.resolve()
-        .then(() => handler(call.request))
-        .then(
-          (response) => callback(null, response),
-          (error: unknown) => callback(toServiceError(error), null),
-        )
-        .finally(() => open[method]--);
+      answer(method, call.request).then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(toServiceError(error), null),
+      );
     };
   }
+  // The producer's ordered stream: each request is scripted as a `produce` call, recorded under
+  // `produce`, and answered on the stream with its correlation id, in the order answers come.
+  implementation.produceStream = (
+    call: ServerDuplexStream<
+      proto.weir.broker.ProduceStreamRequest,
+      proto.weir.broker.ProduceStreamResponse
+    >,
+  ) => {
+    call.on('data', (message: proto.weir.broker.ProduceStreamRequest) => {
+      const { correlationId } = message;
+      const answered =
+        current.produce === undefined
+          ? Promise.reject(new WeirError(ErrorCode.UNKNOWN_SERVER_ERROR, 'produce is not scripted'))
+          : answer('produce', message.request);
+      answered.then(
+        (response) => {
+          if (!call.cancelled && call.writable) {
+            call.write({
+              correlationId,
+              error: undefined,
+              response: response as proto.weir.broker.ProduceResponse,
+            });
+          }
+        },
+        (error: unknown) => {
+          if (!call.cancelled && call.writable) {
+            const weirError =
+              error instanceof WeirError
+                ? error
+                : new WeirError(ErrorCode.UNKNOWN_SERVER_ERROR, String(error));
+            call.write({
+              correlationId,
+              error: { code: weirError.code, message: weirError.message },
+              response: undefined,
+            });
+          }
+        },
+      );
+    });
+    call.on('end', () => call.end());
+    call.on('error', () => undefined);
+  };
   const server = new Server();
   server.addService(proto.weir.broker.BrokerServiceService, implementation);
   const port = await new Promise<number>((resolve, reject) =>

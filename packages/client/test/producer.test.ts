@@ -156,6 +156,11 @@ function failed(partition: number, code: ErrorCode): PartitionAnswer {
 }
 
 /** The rejection of `promise`, failing the test if it resolves. */
+/** The base sequence of the one batch a Produce request carries. */
+function sequenceOf(request: ProduceRequest): number {
+  return RecordBatch.view(Buffer.from(request.topics[0]!.partitions[0]!.records)).baseSequence;
+}
+
 async function rejection(promise: Promise<unknown>): Promise<WeirError> {
   try {
     await promise;
@@ -496,35 +501,71 @@ describe('the sender', () => {
     expect(cluster.sentBatches('orders', 0)).toHaveLength(3);
   });
 
-  it('an idempotent producer sends the next batch of a partition only after the last one is answered', async () => {
-    // Concurrent gRPC calls may arrive in any order, so sequences of one partition are never
-    // in flight together: the broker sees them in order without a per-connection queue.
+  it('an idempotent producer pipelines the batches of a partition on its ordered stream', async () => {
+    // One ProduceStream per broker keeps requests in order, so sequences of one partition may be
+    // in flight together (up to maxInFlightRequests) and still reach the broker in order.
     const cluster = await FakeCluster.start([orders]);
-    const firstArrived = deferred();
-    const answerFirst = deferred();
-    const events: string[] = [];
-    let calls = 0;
+    const arrived: number[] = [];
+    const allArrived = deferred();
     cluster.broker(1).handle({
       produce: async (request) => {
-        const call = ++calls;
-        events.push(`call-${call}`);
-        if (call === 1) {
-          firstArrived.resolve();
-          await answerFirst.promise;
-          events.push('answer-1');
+        arrived.push(sequenceOf(request));
+        if (arrived.length === 3) allArrived.resolve();
+        await allArrived.promise; // nothing is answered until three are in flight together
+        return cluster.produce(1, request);
+      },
+    });
+    const producer = await cluster.producer({ maxInFlightRequests: 5 });
+    const sends = [];
+    for (const value of ['a', 'b', 'c']) {
+      sends.push(producer.send({ topic: 'orders', messages: [{ value, partition: 0 }] }));
+      const count = sends.length;
+      await waitUntil(`request ${count} to arrive`, () => arrived.length === count);
+    }
+    const written = await Promise.all(sends);
+    expect(written.map(([metadata]) => metadata!.offset)).toEqual([0n, 1n, 2n]);
+    expect(arrived).toEqual([0, 1, 2]);
+    expect(cluster.broker(1).maxOpen.produce).toBe(3);
+  });
+
+  it('retries a failed batch alone, then the batches behind it, in sequence order', async () => {
+    const cluster = await FakeCluster.start([orders]);
+    const arrived: number[] = [];
+    const bothInFlight = deferred();
+    let nextSequence = 0;
+    let failedFirst = false;
+    cluster.broker(1).handle({
+      produce: async (request) => {
+        const sequence = sequenceOf(request);
+        arrived.push(sequence);
+        if (arrived.length === 2) bothInFlight.resolve();
+        if (arrived.length <= 2) await bothInFlight.promise;
+        // As a broker: the first attempt of sequence 0 fails (retriable), so sequence 1, right
+        // behind it on the stream, does not follow what the log has.
+        const refuse = (code: ErrorCode) =>
+          cluster.produce(1, request, (_, p) => failed(p.partition, code));
+        if (sequence === 0 && !failedFirst) {
+          failedFirst = true;
+          return refuse(ErrorCode.NOT_ENOUGH_REPLICAS);
         }
+        if (sequence !== nextSequence) return refuse(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
+        nextSequence++;
         return cluster.produce(1, request);
       },
     });
     const producer = await cluster.producer({ maxInFlightRequests: 5 });
     const a = producer.send({ topic: 'orders', messages: [{ value: 'a', partition: 0 }] });
-    await firstArrived.promise;
+    await waitUntil('the first request to arrive', () => arrived.length === 1);
     const b = producer.send({ topic: 'orders', messages: [{ value: 'b', partition: 0 }] });
-    answerFirst.resolve();
     const [[writtenA], [writtenB]] = await Promise.all([a, b]);
     expect([writtenA!.offset, writtenB!.offset]).toEqual([0n, 1n]);
-    expect(events).toEqual(['call-1', 'answer-1', 'call-2']);
-    expect(cluster.sentBatches('orders', 0).map((batch) => batch.baseSequence)).toEqual([0, 1]);
+    // The retry of sequence 0 went alone; sequence 1 followed once it was answered.
+    expect(arrived).toEqual([0, 1, 0, 1]);
+    const logged = cluster.log('orders', 0).batches.map((batch) => RecordBatch.view(batch));
+    expect(logged.map((batch) => [batch.baseSequence, batch.baseOffset])).toEqual([
+      [0, 0n],
+      [1, 1n],
+    ]);
   });
 
   it('stops an idempotent producer on a sequence error it cannot explain', async () => {

@@ -376,6 +376,54 @@ describe('fetch limits', () => {
   });
 });
 
+describe('ProduceStream', () => {
+  it('starts requests in the order they arrive, answers each by correlation id, and survives a refused one', async () => {
+    cluster = await InProcessCluster.start(3);
+    await cluster.createTopic('ordered', 1, 3);
+    const leader = await leaderOf(cluster, 'ordered');
+    const stream = cluster.broker(leader).produceStream();
+    const answers = new Map<bigint, proto.weir.broker.ProduceStreamResponse>();
+    const allAnswered = new Promise<void>((resolve) =>
+      stream.on('data', (answer: proto.weir.broker.ProduceStreamResponse) => {
+        answers.set(answer.correlationId, answer);
+        if (answers.size === 12) resolve();
+      }),
+    );
+    const request = (acks: number, sequence: number) => ({
+      acks,
+      timeoutMs: 10_000,
+      topics: [
+        {
+          topic: 'ordered',
+          partitions: [
+            { partition: 0, records: batch([`s-${sequence}`], { id: 9n, epoch: 0, sequence }) },
+          ],
+        },
+      ],
+    });
+    // Eleven sequences written at once, and an acks=5 request among them: unary calls could
+    // reach the broker out of order and fail with OUT_OF_ORDER_SEQUENCE_NUMBER; a stream cannot.
+    for (let sequence = 0; sequence < 11; sequence++) {
+      stream.write({ correlationId: BigInt(sequence), request: request(-1, sequence) });
+      if (sequence === 5) stream.write({ correlationId: 100n, request: request(5, 99) });
+    }
+    await allAnswered;
+    stream.end();
+    for (let sequence = 0; sequence < 11; sequence++) {
+      const answer = answers.get(BigInt(sequence))!;
+      expect(answer.error).toBeUndefined();
+      expect(answer.response!.topics[0]!.partitions[0]).toMatchObject({
+        error: { code: ErrorCode.NONE },
+        baseOffset: BigInt(sequence),
+      });
+    }
+    expect(answers.get(100n)).toMatchObject({
+      error: { code: ErrorCode.INVALID_REQUIRED_ACKS },
+      response: undefined,
+    });
+  });
+});
+
 describe('per-connection limits', () => {
   it('refuses Produce bytes past max.in.flight.bytes.per.connection while earlier requests wait for acks=all', async () => {
     cluster = await InProcessCluster.start(3, { 'max.in.flight.bytes.per.connection': '3000' });

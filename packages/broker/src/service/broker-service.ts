@@ -1,6 +1,7 @@
 // The BrokerService handlers: Produce, Fetch, ListOffsets, Metadata and InitProducerId over the
 // ReplicaManager. Errors concern one partition each and carry the current leader (KIP-951).
 
+import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { MetadataImage } from '@weir/metadata';
 import { ErrorCode, WeirError, isWeirError, type proto, unary } from '@weir/protocol';
 import { type DelayedOperation, waitInPurgatory } from '../purgatory.js';
@@ -11,6 +12,8 @@ import { metadataResponse, topicConfig } from './metadata-response.js';
 
 type ProduceResponsePartition = proto.weir.broker.ProduceResponse_Partition;
 type FetchResponsePartition = proto.weir.broker.FetchResponse_Partition;
+type ProduceStreamRequest = proto.weir.broker.ProduceStreamRequest;
+type ProduceStreamResponse = proto.weir.broker.ProduceStreamResponse;
 
 export interface BrokerServiceOptions {
   readonly clusterId: string;
@@ -60,31 +63,41 @@ export function brokerServiceHandlers(
       );
     }
   };
-  return {
-    produce: unary(async (request, call) => {
-      if (![0, 1, -1].includes(request.acks)) {
-        throw new WeirError(
-          ErrorCode.INVALID_REQUIRED_ACKS,
-          `acks must be 0, 1 or -1 (all), got ${request.acks}`,
-        );
-      }
-      checkCaughtUp();
-      const release = inFlight.acquire(call.getPeer(), produceRequestBytes(request));
-      const work = Promise.all(
-        request.topics.map(async (topic) => ({
-          topic: topic.topic,
-          partitions: await Promise.all(
-            topic.partitions.map((p) =>
-              producePartition(options, topic.topic, p.partition, Buffer.from(p.records), request),
-            ),
-          ),
-        })),
+  /**
+   * Starts a Produce request's appends before it returns, so that the requests of one stream
+   * reach the partitions (and their producer-state checks) in the order they arrived; resolves
+   * with the answer. Throws for errors of the whole request.
+   */
+  const startProduce = (
+    request: proto.weir.broker.ProduceRequest,
+    connection: string,
+  ): Promise<proto.weir.broker.ProduceResponse> => {
+    if (![0, 1, -1].includes(request.acks)) {
+      throw new WeirError(
+        ErrorCode.INVALID_REQUIRED_ACKS,
+        `acks must be 0, 1 or -1 (all), got ${request.acks}`,
       );
-      void work.finally(release).catch(() => undefined);
-      // acks=0: the client does not wait; the broker answers before appending.
-      if (request.acks === 0) return { topics: [] };
-      return { topics: await work };
-    }),
+    }
+    checkCaughtUp();
+    const release = inFlight.acquire(connection, produceRequestBytes(request));
+    const work = Promise.all(
+      request.topics.map(async (topic) => ({
+        topic: topic.topic,
+        partitions: await Promise.all(
+          topic.partitions.map((p) =>
+            producePartition(options, topic.topic, p.partition, Buffer.from(p.records), request),
+          ),
+        ),
+      })),
+    );
+    void work.finally(release).catch(() => undefined);
+    // acks=0: the client does not wait; the broker answers before appending.
+    if (request.acks === 0) return Promise.resolve({ topics: [] });
+    return work.then((topics) => ({ topics }));
+  };
+  return {
+    produce: unary((request, call) => startProduce(request, call.getPeer())),
+    produceStream: (call) => serveProduceStream(call, startProduce),
     fetch: unary(async (request) => {
       checkCaughtUp();
       const maxWaitMs = Math.min(
@@ -334,6 +347,61 @@ function waitForHighWatermarks(
       ),
     timeoutMs,
   );
+}
+
+/**
+ * A producer's ordered Produce stream: each request starts as it arrives, in order, and is
+ * answered (with its correlation id) when done, whatever the order of completion. The stream
+ * ends once the client has ended it and every answer is written.
+ */
+function serveProduceStream(
+  call: ServerDuplexStream<ProduceStreamRequest, ProduceStreamResponse>,
+  startProduce: (
+    request: proto.weir.broker.ProduceRequest,
+    connection: string,
+  ) => Promise<proto.weir.broker.ProduceResponse>,
+): void {
+  const connection = call.getPeer();
+  const answering = new Set<Promise<void>>();
+  let ended = false;
+  const endIfDone = () => {
+    if (ended && answering.size === 0 && !call.cancelled) call.end();
+  };
+  call.on('data', (message: ProduceStreamRequest) => {
+    const { correlationId } = message;
+    let answer: Promise<proto.weir.broker.ProduceResponse>;
+    try {
+      if (message.request === undefined) {
+        throw new WeirError(ErrorCode.INVALID_REQUEST, 'a ProduceStream message without a request');
+      }
+      answer = startProduce(message.request, connection);
+    } catch (error) {
+      answer = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    const answered: Promise<void> = answer
+      .then(
+        (response): ProduceStreamResponse => ({ correlationId, error: undefined, response }),
+        (error: unknown): ProduceStreamResponse => ({
+          correlationId,
+          error: errorStatus(error),
+          response: undefined,
+        }),
+      )
+      .then((reply) => {
+        if (!call.cancelled && call.writable) call.write(reply);
+      })
+      .finally(() => {
+        answering.delete(answered);
+        endIfDone();
+      });
+    answering.add(answered);
+  });
+  call.on('end', () => {
+    ended = true;
+    endIfDone();
+  });
+  // A client that went away: its answers are dropped (call.cancelled).
+  call.on('error', () => undefined);
 }
 
 /** The record bytes of a Produce request: what it holds in memory while in progress. */

@@ -3,7 +3,13 @@
 // are explicit (CONVENTIONS.md: limits on everything), matched to the broker's own server
 // options (packages/server/src/grpc.ts).
 
-import { type ChannelOptions, type MethodDefinition, Metadata, credentials } from '@grpc/grpc-js';
+import {
+  type ChannelOptions,
+  type ClientDuplexStream,
+  type MethodDefinition,
+  Metadata,
+  credentials,
+} from '@grpc/grpc-js';
 import { ErrorCode, WeirError, proto } from '@weir/protocol';
 import { RETRY_BACKOFF_MAX_MS, toWeirError } from '../connection.js';
 
@@ -82,6 +88,19 @@ export class BrokerClients {
         },
       );
     });
+  }
+
+  /** Opens a ProduceStream on the broker at `address` (see producer/produce-streams.ts). */
+  openProduceStream(
+    address: string,
+  ): ClientDuplexStream<
+    proto.weir.broker.ProduceStreamRequest,
+    proto.weir.broker.ProduceStreamResponse
+  > {
+    if (this.closed) {
+      throw new WeirError(ErrorCode.ILLEGAL_STATE, 'the connections are closed; cannot produce');
+    }
+    return this.client(address).produceStream();
   }
 
   /** Closes every connection; calls still open fail with NETWORK_EXCEPTION. */

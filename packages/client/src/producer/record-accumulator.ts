@@ -100,7 +100,12 @@ export interface DrainOptions {
   readonly now?: number;
   /** The partition's leader, or undefined to leave its batches queued (leader unknown, or the
    * broker at its `maxInFlightRequests`). */
-  readonly leaderFor: (topic: string, partition: number) => number | undefined;
+  readonly leaderFor: (
+    topic: string,
+    partition: number,
+    /** The batch that would be sent: the first of the partition's queue. */
+    head: ProducerBatch,
+  ) => number | undefined;
   /** With idempotence: stamped, with the partition's next sequence, on each batch sent for
    * the first time. A retry keeps what it was first sent with. */
   readonly producer?: ProducerIdentity;
@@ -239,7 +244,7 @@ export class RecordAccumulator {
     for (let i = 0; i < queues.length; i++) {
       const queue = queues[(start + i) % queues.length]!;
       if (!this.readiness(queue, now, sendAll).ready) continue;
-      const leader = options.leaderFor(queue.topic, queue.partition);
+      const leader = options.leaderFor(queue.topic, queue.partition, queue.queued[0]!);
       if (leader === undefined) continue;
       const batch = queue.queued[0]!;
       const request = requests.get(leader) ?? { batches: [], bytes: 0 };

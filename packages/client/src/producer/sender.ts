@@ -1,5 +1,6 @@
 // The producer's sender (Kafka's `Sender`): one loop that takes ready batches from the record
-// accumulators, sends one Produce per leader broker with at most `maxInFlightRequests`
+// accumulators, sends one Produce per leader broker (on its ordered ProduceStream,
+// produce-streams.ts) with at most `maxInFlightRequests`
 // outstanding per broker, and settles each batch by its partition's answer.
 //
 // The loop never polls: it sleeps until something can have changed — an append started or
@@ -29,6 +30,7 @@ import type { BrokerClients } from '../metadata/broker-clients.js';
 import type { MetadataCache } from '../metadata/metadata-cache.js';
 import type { ProducerBatch, ProducerIdentity } from './producer-batch.js';
 import type { ResolvedProducerConfig } from './producer-config.js';
+import { ProduceStreams } from './produce-streams.js';
 import type { RecordAccumulator } from './record-accumulator.js';
 import { topicPartitionKey } from './topic-partition.js';
 
@@ -69,13 +71,15 @@ export class Sender {
   private readonly inFlightByBroker = new Map<number, number>();
   private readonly inFlightBatches = new Set<ProducerBatch>();
   /**
-   * Partitions with a batch in flight. An idempotent producer sends one batch per partition at
-   * a time: concurrent gRPC calls are not delivered in the order they were made (a small one
-   * overtakes a large one), and the broker would see sequences out of order. Kafka pipelines
-   * up to 5 per partition because one TCP connection keeps its requests in order; a Produce
-   * stream per broker would let Weir do the same.
+   * Batches in flight per partition. Produce requests go on one ordered stream per broker, so
+   * an idempotent producer pipelines up to `maxInFlightRequests` (at most 5) batches of a
+   * partition, as Kafka does over its ordered connection. A retried batch goes alone, once
+   * nothing of its partition is in flight: the batches behind it fail too (the broker refuses
+   * their sequences while it is missing) and are retried after it, in sequence order (Kafka's
+   * `RecordAccumulator.shouldStopDrainBatchesForPartition`).
    */
-  private readonly inFlightPartitions = new Set<string>();
+  private readonly inFlightPartitions = new Map<string, number>();
+  private readonly streams: ProduceStreams;
   private readonly outstanding = new Set<Promise<void>>();
   /** The error each batch last failed with, for the message when it finally fails. */
   private readonly lastErrors = new WeakMap<ProducerBatch, WeirError>();
@@ -90,6 +94,7 @@ export class Sender {
   private fatalError: WeirError | undefined;
 
   constructor(private readonly options: SenderOptions) {
+    this.streams = new ProduceStreams(options.clients);
     this.unsubscribe = options.metadata.onUpdate(() => {
       this.metadataChanged = true;
       this.wake();
@@ -117,6 +122,7 @@ export class Sender {
     this.wake();
     await this.loop;
     await Promise.all([...this.outstanding]);
+    this.streams.close();
   }
 
   private async run(): Promise<void> {
@@ -181,9 +187,10 @@ export class Sender {
       }
       const requests = accumulator.drain({
         now,
-        leaderFor: (topic, partition) => {
+        leaderFor: (topic, partition, head) => {
           if (
             this.options.identity !== undefined &&
+            head.attempts > 0 &&
             this.inFlightPartitions.has(`${topic}:${partition}`)
           ) {
             return undefined;
@@ -214,7 +221,8 @@ export class Sender {
     this.inFlightByBroker.set(leader, (this.inFlightByBroker.get(leader) ?? 0) + 1);
     for (const batch of batches) {
       this.inFlightBatches.add(batch);
-      this.inFlightPartitions.add(`${batch.topic}:${batch.partition}`);
+      const key = `${batch.topic}:${batch.partition}`;
+      this.inFlightPartitions.set(key, (this.inFlightPartitions.get(key) ?? 0) + 1);
     }
     const request = this.produce(leader, acks, accumulator, batches)
       .catch((error: unknown) => {
@@ -230,7 +238,10 @@ export class Sender {
         this.inFlightByBroker.set(leader, this.inFlightByBroker.get(leader)! - 1);
         for (const batch of batches) {
           this.inFlightBatches.delete(batch);
-          this.inFlightPartitions.delete(`${batch.topic}:${batch.partition}`);
+          const key = `${batch.topic}:${batch.partition}`;
+          const left = this.inFlightPartitions.get(key)! - 1;
+          if (left === 0) this.inFlightPartitions.delete(key);
+          else this.inFlightPartitions.set(key, left);
         }
         this.outstanding.delete(request);
         this.wake();
@@ -244,7 +255,7 @@ export class Sender {
     accumulator: RecordAccumulator,
     batches: readonly ProducerBatch[],
   ): Promise<void> {
-    const { config, metadata, clients } = this.options;
+    const { config, metadata } = this.options;
     const address = metadata.brokerAddress(leader);
     if (address === undefined) {
       // leaderFor() vouched for the address a moment ago; a refresh may have dropped it since.
@@ -256,9 +267,8 @@ export class Sender {
       return;
     }
     const request = produceRequest(acks, config.requestTimeoutMs, batches);
-    const call = clients.call(
+    const call = this.streams.produce(
       address,
-      'produce',
       request,
       config.requestTimeoutMs + PRODUCE_DEADLINE_MARGIN_MS,
     );

@@ -92,6 +92,22 @@ export interface ProduceResponse_Topic {
   partitions: ProduceResponse_Partition[];
 }
 
+export interface ProduceStreamRequest {
+  /** Chosen by the client, unique among its requests in flight on the stream. */
+  correlationId: bigint;
+  request?: ProduceRequest | undefined;
+}
+
+export interface ProduceStreamResponse {
+  correlationId: bigint;
+  /**
+   * Set when the whole request was refused (what a unary Produce fails with); then `response`
+   * is absent.
+   */
+  error?: ErrorStatus | undefined;
+  response?: ProduceResponse | undefined;
+}
+
 export interface FetchRequest {
   maxWaitMs: number;
   minBytes: number;
@@ -956,6 +972,216 @@ export const ProduceResponse_Topic: MessageFns<ProduceResponse_Topic> = {
     const message = createBaseProduceResponse_Topic();
     message.topic = object.topic ?? "";
     message.partitions = object.partitions?.map((e) => ProduceResponse_Partition.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseProduceStreamRequest(): ProduceStreamRequest {
+  return { correlationId: 0n, request: undefined };
+}
+
+export const ProduceStreamRequest: MessageFns<ProduceStreamRequest> = {
+  encode(message: ProduceStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.correlationId !== 0n) {
+      if (BigInt.asUintN(64, message.correlationId) !== message.correlationId) {
+        throw new globalThis.Error("value provided for field message.correlationId of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.correlationId);
+    }
+    if (message.request !== undefined) {
+      ProduceRequest.encode(message.request, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProduceStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProduceStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.correlationId = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = ProduceRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProduceStreamRequest {
+    return {
+      correlationId: isSet(object.correlationId)
+        ? BigInt(object.correlationId)
+        : isSet(object.correlation_id)
+        ? BigInt(object.correlation_id)
+        : 0n,
+      request: isSet(object.request) ? ProduceRequest.fromJSON(object.request) : undefined,
+    };
+  },
+
+  toJSON(message: ProduceStreamRequest): unknown {
+    const obj: any = {};
+    if (message.correlationId !== 0n) {
+      obj.correlationId = message.correlationId.toString();
+    }
+    if (message.request !== undefined) {
+      obj.request = ProduceRequest.toJSON(message.request);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProduceStreamRequest>, I>>(base?: I): ProduceStreamRequest {
+    return ProduceStreamRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProduceStreamRequest>, I>>(object: I): ProduceStreamRequest {
+    const message = createBaseProduceStreamRequest();
+    message.correlationId = (object.correlationId !== undefined && object.correlationId !== null)
+      ? BigInt(object.correlationId)
+      : 0n;
+    message.request = (object.request !== undefined && object.request !== null)
+      ? ProduceRequest.fromPartial(object.request)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseProduceStreamResponse(): ProduceStreamResponse {
+  return { correlationId: 0n, error: undefined, response: undefined };
+}
+
+export const ProduceStreamResponse: MessageFns<ProduceStreamResponse> = {
+  encode(message: ProduceStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.correlationId !== 0n) {
+      if (BigInt.asUintN(64, message.correlationId) !== message.correlationId) {
+        throw new globalThis.Error("value provided for field message.correlationId of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.correlationId);
+    }
+    if (message.error !== undefined) {
+      ErrorStatus.encode(message.error, writer.uint32(18).fork()).join();
+    }
+    if (message.response !== undefined) {
+      ProduceResponse.encode(message.response, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProduceStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProduceStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.correlationId = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = ErrorStatus.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.response = ProduceResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ProduceStreamResponse {
+    return {
+      correlationId: isSet(object.correlationId)
+        ? BigInt(object.correlationId)
+        : isSet(object.correlation_id)
+        ? BigInt(object.correlation_id)
+        : 0n,
+      error: isSet(object.error) ? ErrorStatus.fromJSON(object.error) : undefined,
+      response: isSet(object.response) ? ProduceResponse.fromJSON(object.response) : undefined,
+    };
+  },
+
+  toJSON(message: ProduceStreamResponse): unknown {
+    const obj: any = {};
+    if (message.correlationId !== 0n) {
+      obj.correlationId = message.correlationId.toString();
+    }
+    if (message.error !== undefined) {
+      obj.error = ErrorStatus.toJSON(message.error);
+    }
+    if (message.response !== undefined) {
+      obj.response = ProduceResponse.toJSON(message.response);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ProduceStreamResponse>, I>>(base?: I): ProduceStreamResponse {
+    return ProduceStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProduceStreamResponse>, I>>(object: I): ProduceStreamResponse {
+    const message = createBaseProduceStreamResponse();
+    message.correlationId = (object.correlationId !== undefined && object.correlationId !== null)
+      ? BigInt(object.correlationId)
+      : 0n;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? ErrorStatus.fromPartial(object.error)
+      : undefined;
+    message.response = (object.response !== undefined && object.response !== null)
+      ? ProduceResponse.fromPartial(object.response)
+      : undefined;
     return message;
   },
 };
@@ -3650,6 +3876,23 @@ export const BrokerServiceService = {
     responseDeserialize: (value: Buffer): ProduceResponse => ProduceResponse.decode(value),
   },
   /**
+   * Produce requests on one long-lived stream per producer and broker, as over Kafka's ordered
+   * connection: the broker starts each request's appends in the order the requests arrive, so an
+   * idempotent producer may have several batches of one partition in flight (unary calls may be
+   * reordered on the way). Every request gets one answer with its correlation id; answers may
+   * come back in another order (an acks=all request waits for replication).
+   */
+  produceStream: {
+    path: "/weir.broker.BrokerService/ProduceStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: ProduceStreamRequest): Buffer => Buffer.from(ProduceStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProduceStreamRequest => ProduceStreamRequest.decode(value),
+    responseSerialize: (value: ProduceStreamResponse): Buffer =>
+      Buffer.from(ProduceStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProduceStreamResponse => ProduceStreamResponse.decode(value),
+  },
+  /**
    * Reads record batches up to the high watermark, long-polling up to `max_wait_ms` until
    * `min_bytes` are available.
    */
@@ -3703,6 +3946,14 @@ export interface BrokerServiceServer extends UntypedServiceImplementation {
    */
   produce: handleUnaryCall<ProduceRequest, ProduceResponse>;
   /**
+   * Produce requests on one long-lived stream per producer and broker, as over Kafka's ordered
+   * connection: the broker starts each request's appends in the order the requests arrive, so an
+   * idempotent producer may have several batches of one partition in flight (unary calls may be
+   * reordered on the way). Every request gets one answer with its correlation id; answers may
+   * come back in another order (an acks=all request waits for replication).
+   */
+  produceStream: handleBidiStreamingCall<ProduceStreamRequest, ProduceStreamResponse>;
+  /**
    * Reads record batches up to the high watermark, long-polling up to `max_wait_ms` until
    * `min_bytes` are available.
    */
@@ -3735,6 +3986,19 @@ export interface BrokerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ProduceResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Produce requests on one long-lived stream per producer and broker, as over Kafka's ordered
+   * connection: the broker starts each request's appends in the order the requests arrive, so an
+   * idempotent producer may have several batches of one partition in flight (unary calls may be
+   * reordered on the way). Every request gets one answer with its correlation id; answers may
+   * come back in another order (an acks=all request waits for replication).
+   */
+  produceStream(): ClientDuplexStream<ProduceStreamRequest, ProduceStreamResponse>;
+  produceStream(options: Partial<CallOptions>): ClientDuplexStream<ProduceStreamRequest, ProduceStreamResponse>;
+  produceStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<ProduceStreamRequest, ProduceStreamResponse>;
   /**
    * Reads record batches up to the high watermark, long-polling up to `max_wait_ms` until
    * `min_bytes` are available.
