@@ -4,6 +4,7 @@
 // what stops an idempotent producer, buffer-memory backpressure and flush.
 
 import { ErrorCode, RecordBatch, WeirError, type proto } from '@weir/protocol';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Producer, type ProducerOptions, Weir } from '../src/index.js';
 import {
@@ -678,4 +679,74 @@ describe('buffer memory, flush and close', () => {
     await producer.close();
     expect((await sent)[0]!.offset).toBe(0n);
   });
+});
+
+describe('an idempotent producer pipelining through failures (property)', () => {
+  type Step = 'append' | 'refuse' | 'append-then-time-out' | 'answer-late';
+  const steps = fc.array(
+    fc.constantFrom<Step>(
+      'append',
+      'append',
+      'append',
+      'refuse',
+      'append-then-time-out',
+      'answer-late',
+    ),
+    { minLength: 5, maxLength: 30 },
+  );
+
+  it('writes every record exactly once, in send order, whatever the broker answers', async () => {
+    await fc.assert(
+      fc.asyncProperty(steps, async (script) => {
+        const cluster = await FakeCluster.start([orders], 1);
+        let nextSequence = 0;
+        let step = 0;
+        cluster.broker(1).handle({
+          // As a broker: requests are checked and appended in arrival order; only the answers
+          // may be delayed, and some fail before or after the append.
+          produce: async (request) => {
+            const action = script[step++ % script.length]!;
+            const answer = cluster.produce(1, request, (_, p) => {
+              const batch = RecordBatch.view(Buffer.from(p.records));
+              if (action === 'refuse') return failed(p.partition, ErrorCode.NOT_ENOUGH_REPLICAS);
+              if (batch.baseSequence > nextSequence) {
+                return failed(p.partition, ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
+              }
+              if (batch.baseSequence === nextSequence) {
+                nextSequence = batch.baseSequence + batch.lastOffsetDelta + 1;
+              }
+              if (action !== 'append-then-time-out') return undefined; // append (or dedupe)
+              cluster.appendAt(1, 'orders', p);
+              return failed(p.partition, ErrorCode.REQUEST_TIMED_OUT);
+            });
+            if (action === 'answer-late') await new Promise((done) => setTimeout(done, 5));
+            return answer;
+          },
+        });
+        const producer = await cluster.producer({
+          maxInFlightRequests: 5,
+          batchBytes: 100,
+          deliveryTimeoutMs: 30_000,
+          retryBackoffMs: 1,
+          retryBackoffMaxMs: 5,
+        });
+        const values = Array.from({ length: 25 }, (_, i) => `value-${String(i).padStart(2, '0')}`);
+        const sent = await Promise.all(
+          values.map((value) =>
+            producer.send({ topic: 'orders', messages: [{ value, partition: 0 }] }),
+          ),
+        );
+        const logged = cluster
+          .log('orders', 0)
+          .batches.flatMap((bytes) => [...RecordBatch.view(bytes).records()])
+          .map((record) => ({ offset: record.offset, value: record.value?.toString() }));
+
+        expect(logged.map((record) => record.value)).toEqual(values);
+        expect(sent.map(([metadata]) => metadata!.offset)).toEqual(
+          logged.map((record) => record.offset),
+        );
+      }),
+      { numRuns: 15 },
+    );
+  }, 120_000);
 });
