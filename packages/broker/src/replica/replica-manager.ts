@@ -37,7 +37,7 @@ export interface ReplicaManagerOptions {
   /** Whether a broker may join an ISR: registered, unfenced, not shutting down. */
   readonly isEligibleReplica?: (brokerId: number) => boolean;
   /**
-   * How often each partition's high watermark is written to its log folder
+   * How often the partitions' high watermarks are written to REPLICATION_OFFSET_CHECKPOINT
    * (`replica.high.watermark.checkpoint.interval.ms`), and producer snapshots are taken where a
    * segment rolled since the last one; both are also written once on close.
    */
@@ -157,8 +157,8 @@ export class ReplicaManager {
   }
 
   /**
-   * Writes every partition's high watermark to its log folder, so that a restarted leader
-   * serves consumers up to it at once, and takes a producer snapshot where one is due (`force`:
+   * Writes every partition's high watermark to REPLICATION_OFFSET_CHECKPOINT, so that a restarted
+   * leader serves consumers up to it at once, and takes a producer snapshot where one is due (`force`:
    * wherever the log grew since the last), so that a restarted replica replays only the tail of
    * its log. Runs never overlap; a call during a run joins it. A partition that fails does not
    * stop the others; the first failure is thrown at the end.
