@@ -43,6 +43,18 @@ export const NODE_GAUGES = {
     name: 'weir_partitions_leader',
     help: 'Partitions this broker leads (Kafka LeaderCount).',
   },
+  partitions: {
+    name: 'weir_partitions',
+    help: 'Partition replicas assigned to this broker (Kafka PartitionCount).',
+  },
+  partitionsUnderReplicated: {
+    name: 'weir_partitions_under_replicated',
+    help: 'Partitions this broker leads whose ISR is smaller than their replica set (Kafka UnderReplicatedPartitions).',
+  },
+  partitionsUnderMinIsr: {
+    name: 'weir_partitions_under_min_isr',
+    help: "Partitions this broker leads whose ISR is below the topic's min.insync.replicas: acks=all writes to them fail (Kafka UnderMinIsrPartitionCount).",
+  },
   topics: {
     name: 'weir_topics',
     help: 'Topics in the metadata image (Kafka GlobalTopicCount).',

@@ -1,7 +1,12 @@
 // `weir server`: from a loaded configuration to a running node with its HTTP listener, and back
 // down again. The CLI owns the process (signals, exit codes); this owns the order of things.
 
-import { type MetadataImage, NO_LEADER, type PartitionImage } from '@weir/metadata';
+import {
+  ConfigResourceType,
+  type MetadataImage,
+  NO_LEADER,
+  type PartitionImage,
+} from '@weir/metadata';
 import type { ServerConfig } from './config/schema.js';
 import { startHttpServer } from './http/http-server.js';
 import { type Logger, createLogger } from './logger.js';
@@ -85,16 +90,37 @@ function observeNode(node: WeirNode, observe: Observe): void {
     observe('topics', () => image().topicsById.size);
     observe('partitionsOffline', () => countPartitions(image(), (p) => p.leader === NO_LEADER));
     observe('partitionsLeader', () => countPartitions(image(), (p) => p.leader === brokerId));
+    observe('partitions', () => countPartitions(image(), (p) => p.replicas.includes(brokerId)));
+    observe('partitionsUnderReplicated', () =>
+      countPartitions(image(), (p) => p.leader === brokerId && p.isr.length < p.replicas.length),
+    );
+    observe('partitionsUnderMinIsr', () =>
+      countPartitions(
+        image(),
+        (p, minInsyncReplicas) => p.leader === brokerId && p.isr.length < minInsyncReplicas,
+      ),
+    );
   }
 }
 
+/** The broker's default when a topic sets no min.insync.replicas. */
+const DEFAULT_MIN_INSYNC_REPLICAS = 1;
+
+/** Partitions for which `predicate` holds; it also gets the topic's min.insync.replicas. */
 function countPartitions(
   image: MetadataImage,
-  predicate: (partition: PartitionImage) => boolean,
+  predicate: (partition: PartitionImage, minInsyncReplicas: number) => boolean,
 ): number {
   let count = 0;
   for (const topic of image.topicsById.values()) {
-    for (const partition of topic.partitions.values()) if (predicate(partition)) count++;
+    const configured = image
+      .configsFor(ConfigResourceType.CONFIG_RESOURCE_TYPE_TOPIC, topic.name)
+      .get('min.insync.replicas');
+    const minInsyncReplicas =
+      configured === undefined ? DEFAULT_MIN_INSYNC_REPLICAS : Number(configured);
+    for (const partition of topic.partitions.values()) {
+      if (predicate(partition, minInsyncReplicas)) count++;
+    }
   }
   return count;
 }
