@@ -299,6 +299,30 @@ async function runProducerActions(
 describe('Partition producer-state snapshots', () => {
   const actionsArbitrary = fc.array(producerActionArbitrary, { minLength: 1, maxLength: 30 });
 
+  it('replays past retention that moves the log start while the replay runs', async () => {
+    const writer = await open();
+    writer.makeLeader(state());
+    await produce(writer, 1n, 0, 3); // offsets 0..2
+    await produce(writer, 2n, 0, 3); // offsets 3..5
+    await reopenLog();
+    // The replay's first read returns one batch; retention then removes offsets 0..3 before
+    // the next read, which must start at the new log start rather than fail.
+    const realRead = log.read.bind(log);
+    const read = vi.spyOn(log, 'read').mockImplementationOnce(async (offset, maxBytes, options) => {
+      const result = await realRead(offset, maxBytes, options);
+      const [first] = batchesIn(result.records);
+      await log.deleteRecordsBefore(4n);
+      return { ...result, records: result.records.subarray(0, first!.sizeInBytes) };
+    });
+    const partition = await open();
+    const offsets = read.mock.calls.map(([offset]) => offset);
+    expect(offsets.slice(0, 2)).toEqual([0n, 4n]);
+    expect(offsets.slice(1).every((offset) => offset >= 4n)).toBe(true);
+    read.mockRestore();
+    // Producer 1's batches are all below the log start now; producer 2's last ones remain.
+    expect(partition.producerStateEntries().map((entry) => entry.producerId)).toEqual([2n]);
+  });
+
   it('opens from the newest snapshot to the same state as a full replay, reading only the tail (property)', async () => {
     await fc.assert(
       fc.asyncProperty(actionsArbitrary, actionsArbitrary, async (before, after) => {

@@ -382,15 +382,18 @@ export class Partition {
     const snapshot = await loadNewestProducerSnapshot(this.log.dir, this.logEndOffset);
     this.producerSnapshotOffset = snapshot?.offset;
     this.producers.load(snapshot?.entries ?? []);
-    const logStartOffset = this.log.logStartOffset;
-    await this.replayProducerBatches(maxBigint(snapshot?.offset ?? 0n, logStartOffset));
-    this.producers.truncateHead(logStartOffset);
+    await this.replayProducerBatches(snapshot?.offset ?? 0n);
+    this.producers.truncateHead(this.log.logStartOffset);
   }
 
   /** Records the producer batches of the log from `offset` to its end. */
   private async replayProducerBatches(offset: bigint): Promise<void> {
     let next = offset;
-    while (next < this.logEndOffset) {
+    for (;;) {
+      // Retention may move the log start while the replay runs (read checks it at once, with no
+      // await before); what it removed is not replayed.
+      next = maxBigint(next, this.log.logStartOffset);
+      if (next >= this.logEndOffset) break;
       const { records } = await this.log.read(next, REPLAY_READ_BYTES);
       if (records.length === 0) break;
       next = this.recordProducerBatches(records);
