@@ -3,8 +3,8 @@
 // `partition.metadata` names another topic id than the topic of that name now has (a topic
 // deleted and created again under the same name): its records are not this topic's.
 
-import { access, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InProcessCluster, call, waitFor } from '../src/index.js';
 
@@ -91,5 +91,42 @@ describe('stray partition logs', () => {
     );
     // A folder of the right topic is kept as it is.
     expect(await exists(join(same, 'marker'))).toBe(true);
+  });
+});
+
+describe('a replica whose log cannot be opened', () => {
+  it('does not hold up the others, and opens once the obstacle is gone', async () => {
+    cluster = await InProcessCluster.start(3, {
+      'replica.high.watermark.checkpoint.interval.ms': '200',
+    });
+    // A file where node 2's folder for blocked-0 would go: creating the log fails.
+    const blocked = partitionDir(cluster, 2, 'blocked');
+    await mkdir(dirname(blocked), { recursive: true });
+    await writeFile(blocked, 'not a folder');
+    await call((callback) =>
+      cluster!.admin(1).createTopics(
+        {
+          topics: [
+            { name: 'blocked', partitions: 1, replicationFactor: 3, configs: [] },
+            { name: 'fine', partitions: 1, replicationFactor: 3, configs: [] },
+          ],
+          validateOnly: false,
+        },
+        callback,
+      ),
+    );
+    const dataPlane = cluster.servers.get(2)!.node.brokerRole!.dataPlane;
+    const hosts = (topic: string) => {
+      const topicId = dataPlane.replicas.metadataImage?.topic(topic)?.topicId;
+      return topicId !== undefined && dataPlane.replicas.partition(topicId, 0) !== undefined;
+    };
+    // The topic created in the same delta opens on node 2; the blocked one does not.
+    await waitFor('node 2 to host fine-0', () => hosts('fine') || undefined);
+    expect(hosts('blocked')).toBe(false);
+    expect(cluster.logs.get(2)!.join('\n')).toMatch(/could not open a partition replica/);
+
+    await rm(blocked);
+    await waitFor('node 2 to open blocked-0 on a later try', () => hosts('blocked') || undefined);
+    expect(await exists(join(blocked, 'partition.metadata'))).toBe(true);
   });
 });

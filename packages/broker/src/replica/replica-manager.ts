@@ -71,6 +71,13 @@ export type ReplicaTransition =
     }
   | { readonly kind: 'isr-change-failed'; readonly partition: Partition; readonly error: unknown }
   | {
+      /** The replica's log could not be opened; it is tried again with every checkpoint tick. */
+      readonly kind: 'open-failed';
+      readonly topic: string;
+      readonly partitionId: number;
+      readonly error: unknown;
+    }
+  | {
       /** The high-watermark checkpoint could not be read: every HW starts at the log start. */
       readonly kind: 'high-watermark-checkpoint-unreadable';
       readonly error: unknown;
@@ -103,6 +110,8 @@ export class ReplicaManager {
   /** The checkpoint read at start-up, by log folder name; read once, on first use. */
   private checkpointedHighWatermarks: Promise<Map<string, bigint>> | undefined;
   private lastCheckpoint: string | undefined;
+  /** Replicas of this broker whose log failed to open, by key: tried again until they open. */
+  private readonly unopened = new Map<string, { topicId: string; partitionId: number }>();
   private image: MetadataImage | undefined;
   private closed = false;
 
@@ -152,6 +161,7 @@ export class ReplicaManager {
         DEFAULT_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS,
       () => {
         this.checkpointPartitions().catch((error: unknown) => onError('checkpoint', error));
+        if (this.unopened.size > 0) void this.enqueue(() => this.retryUnopened());
       },
     );
   }
@@ -266,8 +276,13 @@ export class ReplicaManager {
 
   /** Applies one metadata delta; deltas apply one at a time, in order. */
   applyDelta(delta: MetadataDelta): Promise<void> {
+    return this.enqueue(() => this.apply(delta));
+  }
+
+  /** Runs `task` after the deltas and tasks queued before it. */
+  private enqueue(task: () => Promise<void>): Promise<void> {
     if (this.closed) return Promise.resolve();
-    const next = this.applying.then(() => this.apply(delta));
+    const next = this.applying.then(task);
     this.applying = next.catch(() => undefined);
     return next;
   }
@@ -304,20 +319,11 @@ export class ReplicaManager {
   private async apply(delta: MetadataDelta): Promise<void> {
     this.image = delta.image;
     const changes = delta.leadershipChangesFor(this.brokerId);
-    const follow: Partition[] = [];
-    const unfollow: Partition[] = [];
-    for (const state of changes.leader) {
-      const partition = await this.getOrCreate(delta.image, state);
-      if (!partition.isLeader) unfollow.push(partition);
-      partition.makeLeader(state);
-      this.options.onTransition?.({ kind: 'leader', partition });
-    }
-    for (const state of changes.follower) {
-      const partition = await this.getOrCreate(delta.image, state);
-      partition.makeFollower(state);
-      follow.push(partition);
-      this.options.onTransition?.({ kind: 'follower', partition });
-    }
+    const { follow, unfollow } = await this.openReplicas(
+      delta.image,
+      changes.leader,
+      changes.follower,
+    );
     for (const { partition: state, deleted } of changes.stopped) {
       const key = partitionKey(state.topicId, state.partitionId);
       const partition = this.partitions.get(key);
@@ -347,10 +353,73 @@ export class ReplicaManager {
       }
     }
     this.applyConfigChanges(delta);
+    this.announce(follow, unfollow);
+  }
+
+  /** Wakes requests on partitions no longer led here, and tells the fetchers what to follow. */
+  private announce(follow: Partition[], unfollow: Partition[]): void {
     for (const partition of unfollow) this.progressed(partition);
     if (follow.length > 0 || unfollow.length > 0) {
       for (const listener of this.followerListeners) listener({ follow, unfollow });
     }
+  }
+
+  private async retryUnopened(): Promise<void> {
+    const { follow, unfollow } = await this.openReplicas(this.image, [], []);
+    this.announce(follow, unfollow);
+  }
+
+  /**
+   * Makes this broker the leader or a follower of each partition given, opening replicas as
+   * needed, and tries again the replicas that failed to open before (with their state in
+   * `image`). A replica that fails to open (a storage error) does not hold up the others: it is
+   * reported and kept for the next try. Tells the fetcher manager what to follow.
+   */
+  private async openReplicas(
+    image: MetadataImage | undefined,
+    leader: readonly PartitionImage[],
+    follower: readonly PartitionImage[],
+  ): Promise<{ follow: Partition[]; unfollow: Partition[] }> {
+    const follow: Partition[] = [];
+    const unfollow: Partition[] = [];
+    if (image === undefined) return { follow, unfollow };
+    const states = [...leader, ...follower];
+    const named = new Set(states.map((state) => partitionKey(state.topicId, state.partitionId)));
+    for (const [key, { topicId, partitionId }] of [...this.unopened]) {
+      this.unopened.delete(key);
+      const state = image.partition(topicId, partitionId);
+      if (state === undefined || !state.replicas.includes(this.brokerId) || named.has(key)) {
+        continue;
+      }
+      states.push(state);
+    }
+    for (const state of states) {
+      let partition: Partition;
+      try {
+        partition = await this.getOrCreate(image, state);
+      } catch (error) {
+        const key = partitionKey(state.topicId, state.partitionId);
+        this.unopened.set(key, { topicId: state.topicId, partitionId: state.partitionId });
+        const topic = image.topicById(state.topicId)?.name ?? state.topicId;
+        this.options.onTransition?.({
+          kind: 'open-failed',
+          topic,
+          partitionId: state.partitionId,
+          error,
+        });
+        continue;
+      }
+      if (state.leader === this.brokerId) {
+        if (!partition.isLeader) unfollow.push(partition);
+        partition.makeLeader(state);
+        this.options.onTransition?.({ kind: 'leader', partition });
+      } else {
+        partition.makeFollower(state);
+        follow.push(partition);
+        this.options.onTransition?.({ kind: 'follower', partition });
+      }
+    }
+    return { follow, unfollow };
   }
 
   private async getOrCreate(image: MetadataImage, state: PartitionImage): Promise<Partition> {

@@ -118,6 +118,12 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
             'the high-watermark checkpoint is unreadable; high watermarks start at the log start and catch up as followers fetch',
           );
           break;
+        case 'open-failed':
+          logger.error(
+            { topic: event.topic, partition: event.partitionId, err: event.error },
+            'could not open a partition replica; trying again every checkpoint interval',
+          );
+          break;
         case 'stopped':
           break;
       }
